@@ -1,0 +1,424 @@
+//===- LlamaOps.td - ops of the llama dialect --------------------*- tablegen -*-===//
+//
+// Structure ops (model, param, layer, get_param, stack) and tensor-level compute ops.
+// Every compute op infers its result type; the shape rules and their diagnostics live in
+// one place per op, LlamaOps.cpp.
+//
+//===----------------------------------------------------------------------------------===//
+
+#ifndef LLAMA_OPS_TD
+#define LLAMA_OPS_TD
+
+include "LlamaDialect.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/IR/BuiltinAttributes.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+class Llama_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Llama_Dialect, mnemonic, traits>;
+
+def Llama_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
+def Llama_TokenTensor : RankedTensorOf<[I32, I64]>;
+
+//===----------------------------------------------------------------------------------===//
+// Structure
+//===----------------------------------------------------------------------------------===//
+
+def Llama_ModelOp : Llama_Op<"model", [
+    Symbol, SymbolTable, IsolatedFromAbove, NoTerminator, SingleBlock, NoRegionArguments]> {
+  let summary = "a model: hyper-parameters, parameters, layers and functions";
+  let description = [{
+    The container of one model. Its body declares parameters (`llama.param`), the
+    transformer layer (`llama.layer`, written once) and the model's functions. The verifier
+    checks that the hyper-parameters are consistent (heads divide the width, KV heads divide
+    the heads) and that the declared layer repeats `n_layers` times.
+
+    ```mlir
+    llama.model @tiny config <dim = 64, n_layers = 2, n_heads = 4, n_kv_heads = 2,
+        ffn_dim = 192, vocab_size = 256, max_seq_len = 64, norm_eps = 1.0e-05,
+        rope_theta = 1.0e+04> {
+      llama.param @tok_embeddings : tensor<256x64xf32> init normal(2.0e-02)
+      llama.layer @layers repeat 2 { ... }
+      func.func @forward(%tokens: tensor<?x?xi32>) -> tensor<?x?x256xf32> { ... }
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, Llama_ConfigAttr:$config);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$sym_name `config` $config attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The function of this model with the given name, or null.
+    ::mlir::func::FuncOp lookupFunction(::llvm::StringRef name);
+  }];
+}
+
+def Llama_ParamOp : Llama_Op<"param", [Symbol]> {
+  let summary = "a trainable parameter and its initialiser";
+  let description = [{
+    Declares a parameter of a model or of a layer. Initialisers: `normal(std)` (mean 0),
+    `zeros`, `ones`. The shape is static. Inside a layer the parameter exists once per
+    repetition after `llama-expand-layers` (`@layers.0.attention.wq`, ...).
+
+    ```mlir
+    llama.param @attention.wq : tensor<4096x4096xf32> init normal(2.0e-02)
+    llama.param @attention_norm : tensor<4096xf32> init ones
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<Llama_FloatTensor>:$type,
+                       Llama_InitKind:$init, OptionalAttr<F64Attr>:$std);
+  let assemblyFormat = "$sym_name `:` $type `init` $init (`(` $std^ `)`)? attr-dict";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+  }];
+}
+
+def Llama_LayerOp : Llama_Op<"layer", [
+    Symbol, SymbolTable, HasParent<"ModelOp">, NoTerminator, SingleBlock,
+    NoRegionArguments]> {
+  let summary = "a transformer layer, declared once and repeated";
+  let description = [{
+    Declares the parameters of one layer and its computation, a single `func.func` whose
+    first argument and only result have the same type (the residual stream). `llama.stack`
+    applies the layer `repeat` times; `llama-expand-layers` instantiates it.
+
+    ```mlir
+    llama.layer @layers repeat 32 {
+      llama.param @attention_norm : tensor<4096xf32> init ones
+      func.func @block(%x: tensor<?x?x4096xf32>) -> tensor<?x?x4096xf32> { ... }
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$repeat);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$sym_name `repeat` $repeat attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The layer's computation (the verifier guarantees there is exactly one).
+    ::mlir::func::FuncOp getBodyFunction();
+  }];
+}
+
+def Llama_GetParamOp : Llama_Op<"get_param", [
+    Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "the value of a parameter";
+  let description = [{
+    Reads a parameter of the enclosing layer, or else of the enclosing model.
+
+    ```mlir
+    %wq = llama.get_param @attention.wq : tensor<4096x4096xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+def Llama_StackOp : Llama_Op<"stack", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "apply a layer `repeat` times to the residual stream";
+  let description = [{
+    Threads the first operand through `repeat` applications of the layer's function; the
+    other operands (for example a position offset) are passed unchanged to every layer.
+
+    ```mlir
+    %h1 = llama.stack @layers(%h0) : (tensor<?x?x4096xf32>) -> tensor<?x?x4096xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$layer, Variadic<AnyType>:$inputs);
+  let results = (outs AnyType:$result);
+  let assemblyFormat =
+      "$layer `(` $inputs `)` attr-dict `:` functional-type($inputs, $result)";
+}
+
+//===----------------------------------------------------------------------------------===//
+// Compute
+//===----------------------------------------------------------------------------------===//
+
+def Llama_EmbeddingOp : Llama_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+  let summary = "token embedding lookup";
+  let description = [{
+    `result[..., :] = table[tokens[...], :]`. Token ids outside `[0, V)` are an error at
+    run time.
+
+    ```mlir
+    %h = llama.embedding %table[%tokens] : tensor<32000x4096xf32>, tensor<?x?xi32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$table, Llama_TokenTensor:$tokens);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat =
+      "$table `[` $tokens `]` attr-dict `:` type($table) `,` type($tokens)";
+}
+
+def Llama_LinearOp : Llama_Op<"linear", [Pure, InferTypeOpAdaptor]> {
+  let summary = "linear projection without bias, weight stored [out, in]";
+  let description = [{
+    `result[..., n] = sum_k input[..., k] * weight[n, k]`, the layout of Meta's and Hugging
+    Face's checkpoints.
+
+    ```mlir
+    %q = llama.linear %x, %wq : tensor<?x?x4096xf32>, tensor<4096x4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$weight);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat =
+      "$input `,` $weight attr-dict `:` type($input) `,` type($weight)";
+}
+
+def Llama_MatmulOp : Llama_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+  let summary = "batched matrix product";
+  let description = [{
+    `result[b..., m, n] = sum_k lhs[b..., m, k] * rhs[b..., k, n]` (or `rhs[b..., n, k]`
+    with `transpose_rhs`). The batch dimensions of both sides are equal, or `rhs` is a
+    matrix shared by every batch.
+
+    ```mlir
+    %s = llama.matmul %q, %k transpose_rhs : tensor<8x32x128x64xf32>, tensor<8x32x128x64xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$lhs, Llama_FloatTensor:$rhs,
+                       UnitAttr:$transpose_rhs);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs (`transpose_rhs` $transpose_rhs^)? attr-dict `:` "
+                       "type($lhs) `,` type($rhs)";
+}
+
+def Llama_RMSNormOp : Llama_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+  let summary = "RMSNorm over the last dimension, with a learned gain";
+  let description = [{
+    `result = input / sqrt(mean(input^2, last dim) + eps) * weight`.
+
+    ```mlir
+    %n = llama.rms_norm %x, %g eps 1.0e-05 : tensor<?x?x4096xf32>, tensor<4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$weight, F64Attr:$eps);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight `eps` $eps attr-dict `:` type($input) `,` "
+                       "type($weight)";
+}
+
+def Llama_RoPEOp : Llama_Op<"rope", [Pure, InferTypeOpAdaptor]> {
+  let summary = "rotary position embedding, adjacent channel pairs";
+  let description = [{
+    Input layout `[batch, seq, heads, head_dim]`. For position `p = t + offset` and pair
+    `i < head_dim / 2`, channels `(2i, 2i+1)` are rotated by the angle
+    `p * theta^(-2i / head_dim)`, as in Meta's reference code. `offset` (default 0) is the
+    position of the first token, for decoding with a KV cache.
+
+    ```mlir
+    %qr = llama.rope %q theta 1.0e+04 : tensor<?x?x32x128xf32>
+    %kr = llama.rope %k theta 1.0e+04 offset %pos : tensor<1x1x32x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, F64Attr:$theta, Optional<Index>:$offset);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat =
+      "$input `theta` $theta (`offset` $offset^)? attr-dict `:` type($input)";
+}
+
+def Llama_AttentionOp : Llama_Op<"attention", [Pure, InferTypeOpAdaptor]> {
+  let summary = "scaled dot-product attention: causal, grouped-query, sliding window";
+  let description = [{
+    Query `[batch, seq_q, heads, head_dim]`; key and value
+    `[batch, seq_kv, kv_heads, head_dim]`. Query head `h` attends with KV head
+    `h / (heads / kv_heads)` (grouped-query attention; `kv_heads == heads` is multi-head).
+    `scale` defaults to `1/sqrt(head_dim)`. With `causal`, queries are aligned to the end of
+    the keys: query `t` sits at key position `t + seq_kv - seq_q` and sees keys at positions
+    up to its own. With `window w`, it also sees only the `w` most recent of them
+    (positions `> pos - w`), as in Mistral.
+
+    ```mlir
+    %o = llama.attention %q, %k, %v causal window 4096
+        : tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32>, tensor<?x?x8x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$query, Llama_FloatTensor:$key,
+                       Llama_FloatTensor:$value, UnitAttr:$causal,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window,
+                       OptionalAttr<F64Attr>:$scale);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`causal` $causal^)? (`window` $window^)?
+    (`scale` $scale^)? attr-dict `:` type($query) `,` type($key) `,` type($value)
+  }];
+  let extraClassDeclaration = [{
+    /// The scale actually applied: the attribute, or 1/sqrt(head_dim).
+    double getEffectiveScale();
+  }];
+}
+
+def Llama_SoftmaxOp : Llama_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+  let summary = "softmax over the last dimension";
+  let description = [{
+    ```mlir
+    %p = llama.softmax %s : tensor<8x32x128x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Llama_CrossEntropyOp : Llama_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
+  let summary = "mean softmax cross-entropy over the non-ignored targets";
+  let description = [{
+    `result = mean over {i : targets[i] != ignore_index} of
+    (logsumexp(logits[i, :]) - logits[i, targets[i]])`, an f32 scalar; 0 when every target
+    is ignored. `ignore_index` defaults to -1.
+
+    ```mlir
+    %loss = llama.cross_entropy %logits, %targets ignore_index -100
+        : tensor<?x?x32000xf32>, tensor<?x?xi32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$logits, Llama_TokenTensor:$targets,
+                       DefaultValuedAttr<I64Attr, "-1">:$ignore_index);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = "$logits `,` $targets (`ignore_index` $ignore_index^)? attr-dict `:` "
+                       "type($logits) `,` type($targets)";
+}
+
+// Elementwise ops: same shape and element type in and out, no broadcasting.
+class Llama_UnaryOp<string mnemonic, string expr>
+    : Llama_Op<mnemonic, [Pure, Elementwise, SameOperandsAndResultType]> {
+  let summary = "elementwise " # expr;
+  let description = "`result = " # expr # "`, elementwise.\n\n```mlir\n%y = llama." #
+                    mnemonic # " %x : tensor<?x?x4096xf32>\n```";
+  let arguments = (ins Llama_FloatTensor:$input);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+class Llama_BinaryOp<string mnemonic, string expr, list<Trait> traits = []>
+    : Llama_Op<mnemonic, !listconcat([Pure, Elementwise, SameOperandsAndResultType],
+                                     traits)> {
+  let summary = "elementwise " # expr;
+  let description = "`result = " # expr # "`, elementwise, operands of one type.\n\n"
+                    "```mlir\n%z = llama." # mnemonic #
+                    " %x, %y : tensor<?x?x4096xf32>\n```";
+  let arguments = (ins Llama_FloatTensor:$lhs, Llama_FloatTensor:$rhs);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Llama_SiLUOp : Llama_UnaryOp<"silu", "x * sigmoid(x)">;
+def Llama_SigmoidOp : Llama_UnaryOp<"sigmoid", "1 / (1 + exp(-x))">;
+def Llama_NegOp : Llama_UnaryOp<"neg", "-x">;
+def Llama_ExpOp : Llama_UnaryOp<"exp", "exp(x)">;
+def Llama_LogOp : Llama_UnaryOp<"log", "log(x)">;
+def Llama_SqrtOp : Llama_UnaryOp<"sqrt", "sqrt(x)">;
+def Llama_RsqrtOp : Llama_UnaryOp<"rsqrt", "1 / sqrt(x)">;
+
+def Llama_AddOp : Llama_BinaryOp<"add", "x + y", [Commutative]>;
+def Llama_SubOp : Llama_BinaryOp<"sub", "x - y">;
+def Llama_MulOp : Llama_BinaryOp<"mul", "x * y", [Commutative]>;
+def Llama_DivOp : Llama_BinaryOp<"div", "x / y">;
+def Llama_MaxOp : Llama_BinaryOp<"max", "max(x, y)", [Commutative]>;
+
+def Llama_ScaleOp : Llama_Op<"scale", [Pure, Elementwise, SameOperandsAndResultType]> {
+  let summary = "multiply by a constant";
+  let description = [{
+    ```mlir
+    %y = llama.scale %x by 5.0e-01 : tensor<?x?x4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, F64Attr:$factor);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input `by` $factor attr-dict `:` type($result)";
+}
+
+def Llama_CastOp : Llama_Op<"cast", [Pure, Elementwise]> {
+  let summary = "convert between f32, bf16 and f16";
+  let description = [{
+    Rounds to nearest even when narrowing.
+
+    ```mlir
+    %y = llama.cast %x : tensor<?x4096xf32> to tensor<?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------------------===//
+// Shape
+//===----------------------------------------------------------------------------------===//
+
+def Llama_SplitDimOp : Llama_Op<"split_dim", [Pure, InferTypeOpAdaptor]> {
+  let summary = "split one dimension into several (row-major)";
+  let description = [{
+    ```mlir
+    %q4 = llama.split_dim %q dim 2 into [32, 128] : tensor<?x?x4096xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim, DenseI64ArrayAttr:$sizes);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `dim` $dim `into` $sizes attr-dict `:` type($input)";
+}
+
+def Llama_MergeDimsOp : Llama_Op<"merge_dims", [Pure, InferTypeOpAdaptor]> {
+  let summary = "merge a dimension with the next one (row-major)";
+  let description = [{
+    ```mlir
+    %o = llama.merge_dims %o4 dim 2 : tensor<?x?x32x128xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `dim` $dim attr-dict `:` type($input)";
+}
+
+def Llama_TransposeOp : Llama_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+  let summary = "permute dimensions";
+  let description = [{
+    `result` dimension `i` is `input` dimension `permutation[i]`.
+
+    ```mlir
+    %t = llama.transpose %x [0, 2, 1, 3] : tensor<?x?x32x128xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input $permutation attr-dict `:` type($input)";
+}
+
+def Llama_ConcatOp : Llama_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+  let summary = "concatenate along one dimension";
+  let description = [{
+    ```mlir
+    %w13 = llama.concat %w1, %w3 dim 0 : tensor<11008x4096xf32>, tensor<11008x4096xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs, I64Attr:$dim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$inputs `dim` $dim attr-dict `:` type($inputs)";
+}
+
+def Llama_SliceOp : Llama_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+  let summary = "a contiguous range of one dimension";
+  let description = [{
+    `result` holds indices `[offset, offset + size)` of dimension `dim`.
+
+    ```mlir
+    %w1 = llama.slice %w13 dim 0 [0, 11008] : tensor<22016x4096xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim, I64Attr:$offset,
+                       I64Attr:$size);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `dim` $dim `[` $offset `,` $size `]` attr-dict `:` "
+                       "type($input)";
+}
+
+#endif // LLAMA_OPS_TD

@@ -1,0 +1,34 @@
+//===- Passes.h - llamac passes and pipelines ----------------------------*- C++ -*-===//
+#ifndef LLAMAC_PASSES_PASSES_H
+#define LLAMAC_PASSES_PASSES_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace llamac {
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+
+/// Options of the front-end pipeline: from the declared model to specialised, expanded
+/// tensor-level IR.
+struct FrontendPipelineOptions : public mlir::PassPipelineOptions<FrontendPipelineOptions> {
+  Option<int64_t> batch{*this, "batch", llvm::cl::desc("Batch size"), llvm::cl::init(1)};
+  Option<int64_t> seq{*this, "seq",
+                      llvm::cl::desc("Sequence length (0: the model's max_seq_len)"),
+                      llvm::cl::init(0)};
+};
+
+/// Adds llama-expand-layers and llama-specialize (then CSE) to `pm`.
+void buildFrontendPipeline(mlir::OpPassManager &pm, const FrontendPipelineOptions &options);
+
+/// Registers every llamac pass and the named pipelines (`llamac-frontend`).
+void registerLlamacPassesAndPipelines();
+
+} // namespace llamac
+
+#endif
