@@ -1,0 +1,143 @@
+//===- ModelInfo.cpp - parameter, FLOP and memory accounting -----------------------===//
+#include "models/ModelInfo.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+
+using namespace mlir;
+using namespace llamac;
+using namespace llamac::llama;
+
+namespace {
+
+int64_t numElements(RankedTensorType t) { return t.getNumElements(); }
+
+int64_t numBytes(RankedTensorType t) {
+  return numElements(t) * ((t.getElementTypeBitWidth() + 7) / 8);
+}
+
+} // namespace
+
+void llamac::countParameters(ModelOp declared, ModelInfo &info) {
+  info.name = declared.getSymName().str();
+  info.config = declared.getConfig();
+  for (Operation &op : declared.getBody().front()) {
+    if (auto p = dyn_cast<ParamOp>(op)) {
+      info.numParams += numElements(p.getTensorType());
+      info.paramBytes += numBytes(p.getTensorType());
+      if (p.getSymName() == "tok_embeddings")
+        info.numEmbeddingParams += numElements(p.getTensorType());
+    } else if (auto layer = dyn_cast<LayerOp>(op)) {
+      int64_t one = 0, bytes = 0;
+      for (ParamOp p : layer.getBody().front().getOps<ParamOp>()) {
+        one += numElements(p.getTensorType());
+        bytes += numBytes(p.getTensorType());
+      }
+      info.numLayerParams += one;
+      info.numLayers += layer.getRepeat();
+      info.numParams += one * layer.getRepeat();
+      info.paramBytes += bytes * layer.getRepeat();
+    }
+  }
+}
+
+LogicalResult llamac::measureForward(ModelOp expanded, ModelInfo &info) {
+  func::FuncOp forward = expanded.lookupFunction("forward");
+  if (!forward)
+    return expanded.emitOpError("has no @forward function to measure");
+  auto tokens = dyn_cast<RankedTensorType>(forward.getArgumentTypes().front());
+  if (!tokens || !tokens.hasStaticShape() || tokens.getRank() != 2)
+    return forward.emitOpError("@forward must take static [batch, seq] tokens to be measured");
+  info.batch = tokens.getDimSize(0);
+  info.seq = tokens.getDimSize(1);
+  WalkResult walk = forward.walk([&](Operation *op) -> WalkResult {
+    for (Type t : op->getResultTypes()) {
+      auto tensor = dyn_cast<RankedTensorType>(t);
+      if (!tensor)
+        continue;
+      if (!tensor.hasStaticShape()) {
+        op->emitOpError("result has a dynamic shape; run llamac-frontend first");
+        return WalkResult::interrupt();
+      }
+      // Parameters are not activations; reshapes are views of their input.
+      if (!isa<GetParamOp, SplitDimOp, MergeDimsOp>(op))
+        info.activationBytes += numBytes(tensor);
+    }
+    if (auto linear = dyn_cast<LinearOp>(op)) {
+      auto w = linear.getWeight().getType();
+      double rows = double(linear.getInput().getType().getNumElements()) / w.getDimSize(1);
+      info.matmulFlops += 2.0 * rows * w.getDimSize(0) * w.getDimSize(1);
+    } else if (auto mm = dyn_cast<MatmulOp>(op)) {
+      auto lhs = mm.getLhs().getType();
+      double k = lhs.getShape().back();
+      info.matmulFlops += 2.0 * k * mm.getType().getNumElements();
+    } else if (auto attn = dyn_cast<AttentionOp>(op)) {
+      auto q = attn.getQuery().getType();
+      auto k = attn.getKey().getType();
+      // QK^T and PV: 2 x (2 x T x S x Dh) per batch and head.
+      info.attentionFlops += 4.0 * q.getDimSize(0) * q.getDimSize(2) * q.getDimSize(1) *
+                             k.getDimSize(1) * q.getDimSize(3);
+    }
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}
+
+std::string llamac::humanCount(double n) {
+  const char *units[] = {"", "K", "M", "B", "T"};
+  int u = 0;
+  while (n >= 1000.0 && u < 4) {
+    n /= 1000.0;
+    ++u;
+  }
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::format(n >= 100 ? "%.1f%s" : "%.2f%s", n, units[u]);
+  return s;
+}
+
+std::string llamac::humanBytes(double bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::format("%.1f %s", bytes, units[u]);
+  return s;
+}
+
+void llamac::printModelInfo(const ModelInfo &info, llvm::raw_ostream &os) {
+  ConfigAttr c = info.config;
+  os << "model: @" << info.name << "\n";
+  os << "config: dim " << c.getDim() << ", layers " << c.getNLayers() << ", heads "
+     << c.getNHeads() << " (kv heads " << c.getNKvHeads() << ", head dim " << c.getHeadDim()
+     << "), ffn " << c.getFfnDim() << ", vocab " << c.getVocabSize() << ", context "
+     << c.getMaxSeqLen() << ", norm eps " << c.getNormEps().convertToDouble()
+     << ", rope theta " << c.getRopeTheta().convertToDouble();
+  if (c.hasSlidingWindow())
+    os << ", sliding window " << c.getSlidingWindow();
+  os << "\n";
+  os << "parameters: " << info.numParams << " (" << humanCount(info.numParams) << ")\n";
+  os << "parameters per layer: " << info.numLayerParams << " x " << info.numLayers << "\n";
+  os << "parameters in embedding: " << info.numEmbeddingParams << "\n";
+  os << "parameters outside embedding: " << info.numParams - info.numEmbeddingParams << " ("
+     << humanCount(info.numParams - info.numEmbeddingParams) << ")\n";
+  os << "batch: " << info.batch << ", seq: " << info.seq << "\n";
+  os << llvm::format("training flops per token: %.4g (matmuls %.4g, attention %.4g)\n",
+                     info.trainingFlopsPerToken(), info.trainingMatmulFlopsPerToken(),
+                     info.trainingAttentionFlopsPerToken());
+  os << llvm::format("training flops per step: %.4g\n",
+                     info.trainingFlopsPerToken() * info.tokens());
+  double p = double(info.numParams);
+  os << "memory weights: " << humanBytes(info.paramBytes) << " as declared; "
+     << humanBytes(2 * p) << " as bf16\n";
+  os << "memory gradients: " << humanBytes(4 * p) << " (fp32)\n";
+  os << "memory optimizer state: " << humanBytes(8 * p) << " (AdamW moments, fp32)\n";
+  os << "memory activations: " << humanBytes(info.activationBytes)
+     << " (every forward intermediate, no recomputation)\n";
+  os << "memory total for training: "
+     << humanBytes(info.paramBytes + 12 * p + info.activationBytes) << "\n";
+}

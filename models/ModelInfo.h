@@ -1,0 +1,62 @@
+//===- ModelInfo.h - what a declared model costs -------------------------*- C++ -*-===//
+//
+// Parameter counts are read from the declarations (a layer's parameters times its
+// repetitions); FLOPs and activation bytes from the expanded, specialised forward function
+// (the output of the llamac-frontend pipeline), op by op.
+//
+//===----------------------------------------------------------------------------------===//
+#ifndef LLAMAC_MODELS_MODELINFO_H
+#define LLAMAC_MODELS_MODELINFO_H
+
+#include "dialects/llama/LlamaOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace llamac {
+
+struct ModelInfo {
+  std::string name;
+  llama::ConfigAttr config;
+  int64_t batch = 0, seq = 0;
+
+  // Parameters, from the declarations.
+  int64_t numParams = 0;      ///< everything
+  int64_t numLayerParams = 0; ///< one repetition of the layers
+  int64_t numLayers = 0;      ///< repetitions
+  int64_t numEmbeddingParams = 0;
+  int64_t paramBytes = 0; ///< at the declared element types
+
+  // Forward pass at (batch, seq), from the expanded and specialised IR.
+  double matmulFlops = 0;    ///< linear and matmul: 2 x M x N x K
+  double attentionFlops = 0; ///< scores and weighted values: 4 x B x H x T x S x Dh
+  int64_t activationBytes = 0;
+
+  double tokens() const { return double(batch) * double(seq); }
+  /// Training FLOPs per token: forward plus backward (twice the forward), the convention of
+  /// Kaplan et al. and PaLM (no discount for the causal mask).
+  double trainingFlopsPerToken() const { return 3.0 * (matmulFlops + attentionFlops) / tokens(); }
+  double trainingMatmulFlopsPerToken() const { return 3.0 * matmulFlops / tokens(); }
+  double trainingAttentionFlopsPerToken() const { return 3.0 * attentionFlops / tokens(); }
+};
+
+/// Counts the parameters of `declared` (a model as written, layers not yet expanded).
+void countParameters(llama::ModelOp declared, ModelInfo &info);
+
+/// Adds the FLOPs and activation bytes of `expanded`'s @forward, which must have static
+/// shapes (run llamac-frontend first). Fails with a diagnostic on the model otherwise.
+mlir::LogicalResult measureForward(llama::ModelOp expanded, ModelInfo &info);
+
+/// The report `llamac info` prints: one `key: value` line per figure.
+void printModelInfo(const ModelInfo &info, llvm::raw_ostream &os);
+
+/// "6.74B", "24.4M", "1.5K".
+std::string humanCount(double n);
+/// "25.1 GiB".
+std::string humanBytes(double bytes);
+
+} // namespace llamac
+
+#endif

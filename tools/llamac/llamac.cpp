@@ -1,0 +1,39 @@
+//===- llamac.cpp - the user-facing driver -----------------------------------------===//
+//
+// `llamac <command> [options]`. Each command lives in its own file (Info.cpp, ...) and
+// declares its options in its own cl::SubCommand.
+//
+//===----------------------------------------------------------------------------------===//
+
+#include "tools/llamac/Driver.h"
+
+#include "llvm/Config/llvm-config.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace llamac::driver;
+
+static void printVersion(llvm::raw_ostream &os) {
+  os << "llamac 0.1 (MLIR " << LLVM_VERSION_STRING << ")\n";
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::cl::SetVersionPrinter(printVersion);
+  for (llvm::cl::SubCommand *sub :
+       {&llvm::cl::SubCommand::getTopLevel(), &infoCommand(), &compileCommand()})
+    llvm::cl::HideUnrelatedOptions(optionCategory(), *sub);
+  if (!llvm::cl::ParseCommandLineOptions(
+          argc, argv,
+          "llamac: compile and inspect LLaMA-family models\n\n"
+          "  llamac info model.mlir [--batch N] [--seq T]\n"
+          "  llamac compile model.mlir [--batch N] [--seq T] [-o out.mlir]\n\n"
+          "Run `llamac <command> --help` for a command's options.\n"))
+    return 1;
+  if (infoCommand())
+    return runInfo();
+  if (compileCommand())
+    return runCompile();
+  return error("no command given; run `llamac --help`");
+}
