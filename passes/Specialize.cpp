@@ -29,7 +29,8 @@ struct SpecializePass : llamac::impl::LlamaSpecializeBase<SpecializePass> {
   void runOnOperation() override {
     if (batch <= 0 || seq < 0) {
       getOperation().emitError() << "llama-specialize needs batch > 0 and seq >= 0, got batch "
-                                 << batch << " and seq " << seq;
+                                 << static_cast<int64_t>(batch) << " and seq "
+                                 << static_cast<int64_t>(seq);
       return signalPassFailure();
     }
     for (ModelOp model : getOperation().getOps<ModelOp>())
@@ -57,7 +58,26 @@ struct SpecializePass : llamac::impl::LlamaSpecializeBase<SpecializePass> {
     int64_t seqLen = seq ? int64_t(seq) : model.getConfig().getMaxSeqLen();
     SmallVector<func::FuncOp> funcs;
     model.walk([&](func::FuncOp f) { funcs.push_back(f); });
-    // Arguments first.
+    // Declarations: the whole signature. Definitions: the arguments first.
+    for (func::FuncOp f : funcs) {
+      if (!f.isExternal())
+        continue;
+      SmallVector<Type> inputs, results;
+      for (Type t : f.getArgumentTypes()) {
+        FailureOr<Type> fixed = fixType(t, f.getLoc(), seqLen);
+        if (failed(fixed))
+          return failure();
+        inputs.push_back(*fixed);
+      }
+      for (Type t : f.getResultTypes()) {
+        FailureOr<Type> fixed = fixType(t, f.getLoc(), seqLen);
+        if (failed(fixed))
+          return failure();
+        results.push_back(*fixed);
+      }
+      f.setType(FunctionType::get(f.getContext(), inputs, results));
+    }
+    llvm::erase_if(funcs, [](func::FuncOp f) { return f.isExternal(); });
     for (func::FuncOp f : funcs) {
       SmallVector<Type> inputs;
       for (BlockArgument arg : f.getArguments()) {

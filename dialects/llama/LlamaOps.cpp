@@ -173,6 +173,8 @@ LogicalResult GetParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 }
 
 LogicalResult StackOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  if ((*this)->getParentOfType<LayerOp>())
+    return emitOpError() << "cannot apply a layer stack inside a layer";
   auto model = (*this)->getParentOfType<ModelOp>();
   if (!model)
     return emitOpError() << "must be nested in a llama.model";
@@ -322,9 +324,15 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
       failed(matchDim(loc, *k, 0, "key batch (dim 0)", *v, 0, "value batch (dim 0)")) ||
       failed(matchDim(loc, *k, 1, "key seq (dim 1)", *v, 1, "value seq (dim 1)")) ||
       failed(matchDim(loc, *k, 2, "key heads (dim 2)", *v, 2, "value heads (dim 2)")) ||
-      failed(matchDim(loc, *q, 3, "query head_dim (dim 3)", *v, 3, "value head_dim (dim 3)")))
+      failed(matchDim(loc, *q, 3, "query head_dim (dim 3)", *v, 3, "value head_dim (dim 3)")) ||
+      failed(matchDim(loc, *q, 0, "query batch (dim 0)", *v, 0, "value batch (dim 0)")))
     return failure();
-  int64_t heads = q->getDimSize(2), kvHeads = k->getDimSize(2);
+  if (q->isDynamicDim(3) && k->isDynamicDim(3) && v->isDynamicDim(3))
+    return emitOptionalError(loc, "attention head_dim (dim 3) must be static");
+  if (adaptor.getWindowAttr() && !adaptor.getCausal())
+    return emitOptionalError(loc, "attention window ", *adaptor.getWindow(),
+                             " needs causal attention");
+  int64_t heads = q->getDimSize(2), kvHeads = meet(k->getDimSize(2), v->getDimSize(2));
   if (!ShapedType::isDynamic(heads) && !ShapedType::isDynamic(kvHeads) &&
       (kvHeads == 0 || heads % kvHeads != 0))
     return emitOptionalError(loc, "query heads (", heads,
@@ -338,7 +346,11 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
 double AttentionOp::getEffectiveScale() {
   if (std::optional<APFloat> s = getScale())
     return s->convertToDouble();
-  return 1.0 / std::sqrt(static_cast<double>(getQuery().getType().getDimSize(3)));
+  int64_t headDim = getQuery().getType().getDimSize(3);
+  if (ShapedType::isDynamic(headDim)) // the verifier guarantees one operand knows it
+    headDim = getKey().getType().isDynamicDim(3) ? getValue().getType().getDimSize(3)
+                                                 : getKey().getType().getDimSize(3);
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
 }
 
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *ctx, std::optional<Location> loc,
@@ -347,7 +359,10 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *ctx, std::optional<L
   auto targets = rankedOperand(loc, adaptor.getTargets(), "targets");
   if (failed(logits) || failed(targets))
     return failure();
-  if (logits->getRank() < 1 || targets->getRank() != logits->getRank() - 1)
+  if (logits->getRank() < 1)
+    return emitOptionalError(loc, "cross_entropy logits must have rank >= 1 (vocab last), "
+                                  "got a scalar");
+  if (targets->getRank() != logits->getRank() - 1)
     return emitOptionalError(loc, "cross_entropy targets must have rank ",
                              logits->getRank() - 1, " (the logits without the vocab dim), "
                              "got rank ", targets->getRank());
@@ -405,8 +420,9 @@ LogicalResult MergeDimsOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
   if (failed(input))
     return failure();
   int64_t dim = adaptor.getDim();
-  if (failed(checkDimIndex(loc, dim, input->getRank() - 1)))
-    return failure();
+  if (dim < 0 || dim + 1 >= input->getRank())
+    return emitOptionalError(loc, "merge_dims needs dims ", dim, " and ", dim + 1,
+                             ", out of range for rank ", input->getRank());
   int64_t a = input->getDimSize(dim), b = input->getDimSize(dim + 1);
   SmallVector<int64_t> shape(input->getShape());
   shape[dim] = (ShapedType::isDynamic(a) || ShapedType::isDynamic(b)) ? ShapedType::kDynamic
@@ -490,9 +506,9 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext *, std::optional<Location> l
     return emitOptionalError(loc, "slice needs offset >= 0 and size > 0, got offset ",
                              offset, " and size ", size);
   int64_t d = input->getDimSize(dim);
-  if (!ShapedType::isDynamic(d) && offset + size > d)
-    return emitOptionalError(loc, "slice [", offset, ", ", offset + size,
-                             ") exceeds dim ", dim, " (", d, ")");
+  if (!ShapedType::isDynamic(d) && (offset > d || size > d - offset))
+    return emitOptionalError(loc, "slice at offset ", offset, " of size ", size,
+                             " exceeds dim ", dim, " (", d, ")");
   SmallVector<int64_t> shape(input->getShape());
   shape[dim] = size;
   out.push_back(RankedTensorType::get(shape, input->getElementType()));

@@ -109,7 +109,8 @@ def Llama_GetParamOp : Llama_Op<"get_param", [
     Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "the value of a parameter";
   let description = [{
-    Reads a parameter of the enclosing layer, or else of the enclosing model.
+    Reads a parameter of the nearest enclosing layer (inside a layer's function) or model
+    (inside a model's function); a layer's function sees only the layer's parameters.
 
     ```mlir
     %wq = llama.get_param @attention.wq : tensor<4096x4096xf32>
@@ -233,8 +234,9 @@ def Llama_AttentionOp : Llama_Op<"attention", [Pure, InferTypeOpAdaptor]> {
     `h / (heads / kv_heads)` (grouped-query attention; `kv_heads == heads` is multi-head).
     `scale` defaults to `1/sqrt(head_dim)`. With `causal`, queries are aligned to the end of
     the keys: query `t` sits at key position `t + seq_kv - seq_q` and sees keys at positions
-    up to its own. With `window w`, it also sees only the `w` most recent of them
-    (positions `> pos - w`), as in Mistral.
+    up to its own (a query with no visible key yields zeros). With `window w` (which needs
+    `causal`), it sees only the `w` most recent of them (positions `> pos - w`), as in
+    Mistral. The head dimension must be static.
 
     ```mlir
     %o = llama.attention %q, %k, %v causal window 4096
@@ -417,7 +419,7 @@ def Llama_SliceOp : Llama_Op<"slice", [Pure, InferTypeOpAdaptor]> {
   let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim, I64Attr:$offset,
                        I64Attr:$size);
   let results = (outs AnyRankedTensor:$result);
-  let assemblyFormat = "$input `dim` $dim `[` $offset `,` $size `]` attr-dict `:` "
+  let assemblyFormat = "$input `dim` $dim ` ` `[` $offset `,` $size `]` attr-dict `:` "
                        "type($input)";
 }
 
