@@ -5,13 +5,15 @@
 #include "dialects/llama/LlamaDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/DialectRegistry.h"
 
 namespace llamac {
 
 /// One list, shared by llamac-opt, llamac and the tests.
 inline void registerAllDialects(mlir::DialectRegistry &registry) {
-  registry.insert<llama::LlamaDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect>();
+  registry.insert<llama::LlamaDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
+                  mlir::shard::ShardDialect>();
 }
 
 } // namespace llamac

@@ -7,6 +7,7 @@
 
 #include "dialects/InitAllDialects.h"
 #include "passes/Passes.h"
+#include "test/lib/TestPasses.h"
 
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
@@ -16,6 +17,7 @@ int main(int argc, char **argv) {
   llamac::registerAllDialects(registry);
   mlir::registerTransformsPasses();
   llamac::registerLlamacPassesAndPipelines();
+  llamac::registerTestPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "llamac optimizer driver\n", registry));
 }

@@ -8,6 +8,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/WithColor.h"
@@ -36,19 +37,78 @@ cl::SubCommand &compileCommand() {
   return command;
 }
 
+cl::SubCommand &runCommand() {
+  static cl::SubCommand command(
+      "run", "Execute a function of a model (any stage) in the reference interpreter");
+  return command;
+}
+
+cl::SubCommand &checkCommand() {
+  static cl::SubCommand command(
+      "check", "Check that a pass pipeline preserves a model's outputs (interpreter)");
+  return command;
+}
+
+cl::SubCommand &bisectCommand() {
+  static cl::SubCommand command(
+      "bisect", "Find the first pass of a pipeline that changes a model's outputs");
+  return command;
+}
+
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.mlir>"), cl::Required,
-                                      cl::sub(infoCommand()), cl::sub(compileCommand()), cl::cat(optionCategory()));
+                                      cl::sub(infoCommand()), cl::sub(compileCommand()),
+    cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 static cl::opt<std::string> modelName("model",
                                       cl::desc("Model to use when the file declares several"),
                                       cl::value_desc("name"), cl::sub(infoCommand()),
                                       cl::sub(compileCommand()), cl::cat(optionCategory()));
 static cl::opt<int64_t> batchSize("batch", cl::desc("Batch size (default 1)"), cl::init(1),
-                                  cl::sub(infoCommand()), cl::sub(compileCommand()), cl::cat(optionCategory()));
+                                  cl::sub(infoCommand()), cl::sub(compileCommand()),
+    cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 static cl::opt<int64_t> seqLen("seq",
                                cl::desc("Sequence length (default: the model's context)"),
-                               cl::init(0), cl::sub(infoCommand()), cl::sub(compileCommand()), cl::cat(optionCategory()));
+                               cl::init(0), cl::sub(infoCommand()), cl::sub(compileCommand()),
+    cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 
 ModelArgs modelArgs() { return {inputFile, modelName, batchSize, seqLen}; }
+
+static cl::opt<std::string> pipelineText(
+    "pipeline", cl::desc("Pass pipeline to apply first (run) or to check (check, bisect), "
+                         "e.g. 'llamac-frontend{batch=2 seq=8}'"),
+    cl::value_desc("passes"), cl::sub(runCommand()), cl::sub(checkCommand()),
+    cl::sub(bisectCommand()), cl::cat(optionCategory()));
+static cl::opt<std::string> functionName(
+    "function", cl::desc("Function to execute (run: default forward; check, bisect: every "
+                         "public function)"),
+    cl::value_desc("name"), cl::sub(runCommand()), cl::sub(checkCommand()),
+    cl::sub(bisectCommand()), cl::cat(optionCategory()));
+static cl::opt<uint64_t> seed("seed", cl::desc("Seed of parameters and random inputs"),
+                              cl::init(0), cl::sub(runCommand()), cl::sub(checkCommand()),
+                              cl::sub(bisectCommand()), cl::cat(optionCategory()));
+enum class PrecisionArg { f32, f64 };
+static cl::opt<PrecisionArg> precision(
+    "precision", cl::desc("Interpreter precision"),
+    cl::values(clEnumValN(PrecisionArg::f32, "f32", "round every value to its declared type"),
+               clEnumValN(PrecisionArg::f64, "f64", "compute and keep everything in double")),
+    cl::init(PrecisionArg::f64), cl::sub(runCommand()), cl::sub(checkCommand()),
+    cl::sub(bisectCommand()), cl::cat(optionCategory()));
+static cl::opt<double> tolerance(
+    "tol", cl::desc("Largest relative difference (max |a-b| / max |a|) accepted per output"),
+    cl::init(1e-6), cl::sub(checkCommand()), cl::sub(bisectCommand()),
+    cl::cat(optionCategory()));
+
+ExecArgs execArgs() {
+  return {pipelineText, functionName, seed, precision == PrecisionArg::f64, tolerance};
+}
+
+LogicalResult parsePipeline(StringRef pipeline, OpPassManager &pm) {
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (succeeded(mlir::parsePassPipeline(pipeline, pm, os)))
+    return success();
+  error("invalid --pipeline '" + pipeline + "': " + StringRef(message).trim());
+  return failure();
+}
 
 int error(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "llamac") << message << "\n";

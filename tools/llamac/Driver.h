@@ -7,6 +7,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/CommandLine.h"
 
 #include <string>
@@ -18,8 +19,14 @@ namespace llamac::driver {
 llvm::cl::OptionCategory &optionCategory();
 llvm::cl::SubCommand &infoCommand();
 llvm::cl::SubCommand &compileCommand();
+llvm::cl::SubCommand &runCommand();
+llvm::cl::SubCommand &checkCommand();
+llvm::cl::SubCommand &bisectCommand();
 int runInfo();
 int runCompile();
+int runRun();
+int runCheck();
+int runBisect();
 
 /// The options every model command takes: the input, which model, batch and sequence.
 struct ModelArgs {
@@ -29,6 +36,20 @@ struct ModelArgs {
   int64_t seq;
 };
 ModelArgs modelArgs();
+
+/// The options of the commands that execute IR (run, check, bisect).
+struct ExecArgs {
+  std::string pipeline;
+  std::string function;
+  uint64_t seed;
+  bool f64;
+  double tolerance;
+};
+ExecArgs execArgs();
+
+/// Parses `pipeline` (a pass list as for --pass-pipeline, without the builtin.module
+/// anchor) into `pm`; prints an error and fails on bad syntax or unknown passes.
+mlir::LogicalResult parsePipeline(llvm::StringRef pipeline, mlir::OpPassManager &pm);
 
 /// A context with every llamac dialect loaded.
 std::unique_ptr<mlir::MLIRContext> makeContext();

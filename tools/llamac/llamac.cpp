@@ -5,8 +5,11 @@
 //
 //===----------------------------------------------------------------------------------===//
 
+#include "passes/Passes.h"
+#include "test/lib/TestPasses.h"
 #include "tools/llamac/Driver.h"
 
+#include "mlir/Transforms/Passes.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -20,20 +23,33 @@ static void printVersion(llvm::raw_ostream &os) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::registerTransformsPasses();
+  llamac::registerLlamacPassesAndPipelines();
+  llamac::registerTestPasses();
   llvm::cl::SetVersionPrinter(printVersion);
   for (llvm::cl::SubCommand *sub :
-       {&llvm::cl::SubCommand::getTopLevel(), &infoCommand(), &compileCommand()})
+       {&llvm::cl::SubCommand::getTopLevel(), &infoCommand(), &compileCommand(),
+        &runCommand(), &checkCommand(), &bisectCommand()})
     llvm::cl::HideUnrelatedOptions(optionCategory(), *sub);
   if (!llvm::cl::ParseCommandLineOptions(
           argc, argv,
           "llamac: compile and inspect LLaMA-family models\n\n"
           "  llamac info model.mlir [--batch N] [--seq T]\n"
-          "  llamac compile model.mlir [--batch N] [--seq T] [-o out.mlir]\n\n"
+          "  llamac compile model.mlir [--batch N] [--seq T] [-o out.mlir]\n"
+          "  llamac run model.mlir [--function F] [--inputs in.safetensors] [-o out]\n"
+          "  llamac check model.mlir --pipeline PASSES [--tol X]\n"
+          "  llamac bisect model.mlir --pipeline PASSES [--dump-dir DIR]\n\n"
           "Run `llamac <command> --help` for a command's options.\n"))
     return 1;
   if (infoCommand())
     return runInfo();
   if (compileCommand())
     return runCompile();
+  if (runCommand())
+    return runRun();
+  if (checkCommand())
+    return runCheck();
+  if (bisectCommand())
+    return runBisect();
   return error("no command given; run `llamac --help`");
 }

@@ -1,0 +1,279 @@
+//===- Kernels.cpp - reference kernels ---------------------------------------------===//
+#include "runtime/interpreter/Kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace llamac::ref {
+
+namespace {
+
+/// Product of the dimensions before the last `keep` ones.
+int64_t outer(const Tensor &t, int64_t keep) {
+  int64_t n = 1;
+  for (int64_t i = 0; i + keep < t.rank(); ++i)
+    n *= t.shape[i];
+  return n;
+}
+
+} // namespace
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double silu(double x) { return x * sigmoid(x); }
+
+bool embedding(const Tensor &table, const Tensor &tokens, Tensor &out, std::string *error) {
+  int64_t vocab = table.dim(0), d = table.dim(1);
+  std::vector<int64_t> shape = tokens.shape;
+  shape.push_back(d);
+  out = Tensor(table.dtype, shape);
+  for (int64_t i = 0; i < tokens.numElements(); ++i) {
+    double id = tokens[i];
+    if (!(id >= 0 && id < double(vocab))) {
+      *error = "token id " + std::to_string(int64_t(id)) + " at flat index " +
+               std::to_string(i) + " is outside the vocabulary [0, " + std::to_string(vocab) +
+               ")";
+      return false;
+    }
+    std::copy_n(table.data.begin() + int64_t(id) * d, d, out.data.begin() + i * d);
+  }
+  return true;
+}
+
+Tensor linear(const Tensor &x, const Tensor &w) {
+  int64_t n = w.dim(0), k = w.dim(1), rows = outer(x, 1);
+  std::vector<int64_t> shape = x.shape;
+  shape.back() = n;
+  Tensor out(x.dtype, shape);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t i = 0; i < k; ++i)
+        acc += x[r * k + i] * w[j * k + i];
+      out[r * n + j] = acc;
+    }
+  return out;
+}
+
+Tensor matmul(const Tensor &lhs, const Tensor &rhs, bool transposeRhs) {
+  int64_t m = lhs.dim(-2), k = lhs.dim(-1);
+  int64_t n = transposeRhs ? rhs.dim(-2) : rhs.dim(-1);
+  int64_t batch = outer(lhs, 2);
+  bool shared = rhs.rank() == 2;
+  std::vector<int64_t> shape = lhs.shape;
+  shape.back() = n;
+  Tensor out(lhs.dtype, shape);
+  for (int64_t b = 0; b < batch; ++b) {
+    const double *a = lhs.data.data() + b * m * k;
+    const double *r = rhs.data.data() + (shared ? 0 : b * k * n);
+    double *o = out.data.data() + b * m * n;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t p = 0; p < k; ++p)
+          acc += a[i * k + p] * (transposeRhs ? r[j * k + p] : r[p * n + j]);
+        o[i * n + j] = acc;
+      }
+  }
+  return out;
+}
+
+Tensor rmsNorm(const Tensor &x, const Tensor &w, double eps) {
+  int64_t d = x.dim(-1), rows = outer(x, 1);
+  Tensor out(x.dtype, x.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i)
+      ss += x[r * d + i] * x[r * d + i];
+    double inv = 1.0 / std::sqrt(ss / double(d) + eps);
+    for (int64_t i = 0; i < d; ++i)
+      out[r * d + i] = x[r * d + i] * inv * w[i];
+  }
+  return out;
+}
+
+Tensor rope(const Tensor &x, double theta, int64_t offset) {
+  int64_t b = x.dim(0), t = x.dim(1), h = x.dim(2), d = x.dim(3);
+  Tensor out(x.dtype, x.shape);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t ti = 0; ti < t; ++ti) {
+      double pos = double(ti + offset);
+      for (int64_t hi = 0; hi < h; ++hi) {
+        int64_t base = ((bi * t + ti) * h + hi) * d;
+        for (int64_t i = 0; i < d / 2; ++i) {
+          double angle = pos * std::pow(theta, -2.0 * double(i) / double(d));
+          double c = std::cos(angle), s = std::sin(angle);
+          double x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1];
+          out[base + 2 * i] = x0 * c - x1 * s;
+          out[base + 2 * i + 1] = x0 * s + x1 * c;
+        }
+      }
+    }
+  return out;
+}
+
+Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v, bool causal,
+                 int64_t window, double scale) {
+  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3);
+  int64_t s = k.dim(1), kvh = k.dim(2), group = h / kvh;
+  Tensor out(q.dtype, q.shape);
+  std::vector<double> scores(s);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi) {
+      int64_t kh = hi / group;
+      for (int64_t ti = 0; ti < t; ++ti) {
+        int64_t pos = ti + s - t; // queries are aligned to the end of the keys
+        const double *qv = q.data.data() + ((bi * t + ti) * h + hi) * d;
+        double maxScore = -std::numeric_limits<double>::infinity();
+        for (int64_t si = 0; si < s; ++si) {
+          bool visible = (!causal || si <= pos) && (window <= 0 || si > pos - window);
+          if (!visible) {
+            scores[si] = -std::numeric_limits<double>::infinity();
+            continue;
+          }
+          const double *kv = k.data.data() + ((bi * s + si) * kvh + kh) * d;
+          double dot = 0;
+          for (int64_t i = 0; i < d; ++i)
+            dot += qv[i] * kv[i];
+          scores[si] = dot * scale;
+          maxScore = std::max(maxScore, scores[si]);
+        }
+        double *o = out.data.data() + ((bi * t + ti) * h + hi) * d;
+        if (maxScore == -std::numeric_limits<double>::infinity())
+          continue; // no visible key: the output row stays zero
+        double sum = 0;
+        for (int64_t si = 0; si < s; ++si) {
+          scores[si] = std::exp(scores[si] - maxScore); // exp(-inf) = 0 for masked keys
+          sum += scores[si];
+        }
+        for (int64_t si = 0; si < s; ++si) {
+          if (scores[si] == 0)
+            continue;
+          const double *vv = v.data.data() + ((bi * s + si) * kvh + kh) * d;
+          for (int64_t i = 0; i < d; ++i)
+            o[i] += scores[si] / sum * vv[i];
+        }
+      }
+    }
+  return out;
+}
+
+Tensor softmax(const Tensor &x) {
+  int64_t d = x.dim(-1), rows = outer(x, 1);
+  Tensor out(x.dtype, x.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t i = 0; i < d; ++i)
+      m = std::max(m, x[r * d + i]);
+    double sum = 0;
+    for (int64_t i = 0; i < d; ++i)
+      sum += (out[r * d + i] = std::exp(x[r * d + i] - m));
+    for (int64_t i = 0; i < d; ++i)
+      out[r * d + i] /= sum;
+  }
+  return out;
+}
+
+bool crossEntropy(const Tensor &logits, const Tensor &targets, int64_t ignoreIndex,
+                  Tensor &out, std::string *error) {
+  int64_t v = logits.dim(-1), rows = targets.numElements();
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t target = int64_t(targets[r]);
+    if (target == ignoreIndex)
+      continue;
+    if (target < 0 || target >= v) {
+      *error = "target " + std::to_string(target) + " at flat index " + std::to_string(r) +
+               " is outside the vocabulary [0, " + std::to_string(v) + ")";
+      return false;
+    }
+    const double *row = logits.data.data() + r * v;
+    double m = *std::max_element(row, row + v), sum = 0;
+    for (int64_t i = 0; i < v; ++i)
+      sum += std::exp(row[i] - m);
+    total += m + std::log(sum) - row[target];
+    ++counted;
+  }
+  out = Tensor(DType::F32, {}, counted ? total / double(counted) : 0.0);
+  return true;
+}
+
+Tensor unary(const Tensor &x, const std::function<double(double)> &f) {
+  Tensor out(x.dtype, x.shape);
+  for (int64_t i = 0; i < x.numElements(); ++i)
+    out[i] = f(x[i]);
+  return out;
+}
+
+Tensor binary(const Tensor &a, const Tensor &b,
+              const std::function<double(double, double)> &f) {
+  Tensor out(a.dtype, a.shape);
+  for (int64_t i = 0; i < a.numElements(); ++i)
+    out[i] = f(a[i], b[i]);
+  return out;
+}
+
+Tensor reshape(const Tensor &x, std::vector<int64_t> shape) {
+  Tensor out = x;
+  out.shape = std::move(shape);
+  return out;
+}
+
+Tensor transpose(const Tensor &x, const std::vector<int64_t> &permutation) {
+  std::vector<int64_t> shape;
+  for (int64_t p : permutation)
+    shape.push_back(x.shape[p]);
+  Tensor out(x.dtype, shape);
+  std::vector<int64_t> inStrides = x.strides(), index(shape.size(), 0);
+  for (int64_t i = 0; i < out.numElements(); ++i) {
+    int64_t src = 0;
+    for (size_t d = 0; d < shape.size(); ++d)
+      src += index[d] * inStrides[permutation[d]];
+    out[i] = x[src];
+    for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) { // next output index
+      if (++index[d] < shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+Tensor concat(const std::vector<const Tensor *> &inputs, int64_t dim) {
+  std::vector<int64_t> shape = inputs.front()->shape;
+  shape[dim] = 0;
+  for (const Tensor *t : inputs)
+    shape[dim] += t->shape[dim];
+  Tensor out(inputs.front()->dtype, shape);
+  int64_t before = 1, after = 1;
+  for (int64_t d = 0; d < dim; ++d)
+    before *= shape[d];
+  for (size_t d = dim + 1; d < shape.size(); ++d)
+    after *= shape[d];
+  int64_t o = 0;
+  for (int64_t b = 0; b < before; ++b)
+    for (const Tensor *t : inputs) {
+      int64_t chunk = t->shape[dim] * after;
+      std::copy_n(t->data.begin() + b * chunk, chunk, out.data.begin() + o);
+      o += chunk;
+    }
+  return out;
+}
+
+Tensor slice(const Tensor &x, int64_t dim, int64_t offset, int64_t size) {
+  std::vector<int64_t> shape = x.shape;
+  shape[dim] = size;
+  Tensor out(x.dtype, shape);
+  int64_t before = 1, after = 1;
+  for (int64_t d = 0; d < dim; ++d)
+    before *= x.shape[d];
+  for (size_t d = dim + 1; d < shape.size(); ++d)
+    after *= x.shape[d];
+  for (int64_t b = 0; b < before; ++b)
+    std::copy_n(x.data.begin() + (b * x.shape[dim] + offset) * after, size * after,
+                out.data.begin() + b * size * after);
+  return out;
+}
+
+} // namespace llamac::ref
