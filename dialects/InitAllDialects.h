@@ -4,6 +4,7 @@
 
 #include "dialects/llama/LlamaDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -14,6 +15,7 @@ namespace llamac {
 inline void registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<llama::LlamaDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
                   mlir::shard::ShardDialect>();
+  mlir::func::registerInlinerExtension(registry);
 }
 
 } // namespace llamac

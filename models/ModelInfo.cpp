@@ -23,6 +23,8 @@ void llamac::countParameters(ModelOp declared, ModelInfo &info) {
   info.config = declared.getConfig();
   for (Operation &op : declared.getBody().front()) {
     if (auto p = dyn_cast<ParamOp>(op)) {
+      if (p.getState())
+        continue; // optimizer state, not a parameter
       info.numParams += numElements(p.getTensorType());
       info.paramBytes += numBytes(p.getTensorType());
       if (p.getSymName() == "tok_embeddings")

@@ -26,6 +26,28 @@ struct FrontendPipelineOptions : public mlir::PassPipelineOptions<FrontendPipeli
 /// Adds llama-expand-layers and llama-specialize (then CSE) to `pm`.
 void buildFrontendPipeline(mlir::OpPassManager &pm, const FrontendPipelineOptions &options);
 
+/// Options of the training pipeline: the front end, then the derived training step.
+struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipelineOptions> {
+  Option<int64_t> batch{*this, "batch", llvm::cl::desc("Micro-batch size"), llvm::cl::init(1)};
+  Option<int64_t> seq{*this, "seq",
+                      llvm::cl::desc("Sequence length (0: the model's max_seq_len)"),
+                      llvm::cl::init(0)};
+  Option<int64_t> warmup{*this, "warmup", llvm::cl::desc("Warm-up steps"), llvm::cl::init(2000)};
+  Option<double> floor{*this, "floor", llvm::cl::desc("Final learning rate / peak"),
+                       llvm::cl::init(0.1)};
+  Option<double> weightDecay{*this, "weight-decay", llvm::cl::desc("AdamW weight decay"),
+                             llvm::cl::init(0.1)};
+  Option<double> maxGradNorm{*this, "max-grad-norm", llvm::cl::desc("Gradient clip"),
+                             llvm::cl::init(1.0)};
+  Option<std::string> remat{*this, "remat",
+                            llvm::cl::desc("Rematerialisation: none, selective or full"),
+                            llvm::cl::init("selective")};
+};
+
+/// llamac-frontend, inlining, llamac-autodiff of @loss, llamac-remat, llamac-train-step,
+/// CSE.
+void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);
+
 /// Registers every llamac pass and the named pipelines (`llamac-frontend`).
 void registerLlamacPassesAndPipelines();
 

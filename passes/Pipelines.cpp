@@ -12,6 +12,25 @@ void llamac::buildFrontendPipeline(OpPassManager &pm, const FrontendPipelineOpti
   pm.addPass(createCSEPass());
 }
 
+void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOptions &options) {
+  FrontendPipelineOptions frontend;
+  frontend.batch = options.batch;
+  frontend.seq = options.seq;
+  buildFrontendPipeline(pm, frontend);
+  pm.addPass(createInlinerPass());
+  pm.addPass(createLlamaAutodiff());
+  LlamaRematOptions remat;
+  remat.policy = options.remat;
+  pm.addPass(createLlamaRemat(remat));
+  LlamaTrainStepOptions step;
+  step.warmup = options.warmup;
+  step.floor = options.floor;
+  step.weightDecay = options.weightDecay;
+  step.maxGradNorm = options.maxGradNorm;
+  pm.addPass(createLlamaTrainStep(step));
+  pm.addPass(createCSEPass());
+}
+
 void llamac::registerLlamacPassesAndPipelines() {
   registerLlamacPasses();
   PassPipelineRegistration<FrontendPipelineOptions>(
@@ -19,4 +38,9 @@ void llamac::registerLlamacPassesAndPipelines() {
       "Expand the layers and specialise batch and sequence: the tensor-level IR that "
       "autodiff, fusion and the interpreter work on",
       buildFrontendPipeline);
+  PassPipelineRegistration<TrainingPipelineOptions>(
+      "llamac-training",
+      "The front end, then the training step: gradients of @loss (llamac-autodiff) and "
+      "@train_grad / @train_update (llamac-train-step)",
+      buildTrainingPipeline);
 }

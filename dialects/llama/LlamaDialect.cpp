@@ -2,6 +2,7 @@
 #include "dialects/llama/LlamaDialect.h"
 #include "dialects/llama/LlamaOps.h"
 
+#include "mlir/Transforms/InliningUtils.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <cmath>
@@ -14,7 +15,19 @@ using namespace llamac::llama;
 #define GET_ATTRDEF_CLASSES
 #include "dialects/llama/LlamaAttrs.cpp.inc"
 
+namespace {
+/// Every llama op may be inlined: the model's functions are pure tensor programs (a call
+/// from @loss to @forward becomes one flat function for autodiff).
+struct LlamaInlinerInterface : DialectInlinerInterface {
+  using DialectInlinerInterface::DialectInlinerInterface;
+  bool isLegalToInline(Operation *, Operation *, bool) const final { return true; }
+  bool isLegalToInline(Region *, Region *, bool, IRMapping &) const final { return true; }
+  bool isLegalToInline(Operation *, Region *, bool, IRMapping &) const final { return true; }
+};
+} // namespace
+
 void LlamaDialect::initialize() {
+  addInterfaces<LlamaInlinerInterface>();
   addOperations<
 #define GET_OP_LIST
 #include "dialects/llama/LlamaOps.cpp.inc"

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------------------===//
 
 #include "dialects/llama/LlamaOps.h"
+#include "dialects/llama/ShapeHelpers.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -19,60 +20,7 @@
 using namespace mlir;
 using namespace llamac::llama;
 
-namespace {
-
-/// True when both sizes are known and differ.
-bool conflict(int64_t a, int64_t b) {
-  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
-}
-
-/// The better-known of two sizes that do not conflict.
-int64_t meet(int64_t a, int64_t b) { return ShapedType::isDynamic(a) ? b : a; }
-
-/// The ranked tensor type of `v`, or an error naming the operand.
-FailureOr<RankedTensorType> rankedOperand(std::optional<Location> loc, Value v,
-                                          StringRef what) {
-  if (!v)
-    return emitOptionalError(loc, "missing operand '", what, "'");
-  if (auto t = dyn_cast<RankedTensorType>(v.getType()))
-    return t;
-  return emitOptionalError(loc, "operand '", what, "' must be a ranked tensor, got ",
-                           v.getType());
-}
-
-LogicalResult expectRank(std::optional<Location> loc, RankedTensorType t, StringRef what,
-                         int64_t rank, StringRef layout) {
-  if (t.getRank() == rank)
-    return success();
-  return emitOptionalError(loc, what, " must have rank ", rank, " (", layout, "), got rank ",
-                           t.getRank());
-}
-
-LogicalResult sameElementType(std::optional<Location> loc, RankedTensorType a, StringRef an,
-                              RankedTensorType b, StringRef bn) {
-  if (a.getElementType() == b.getElementType())
-    return success();
-  return emitOptionalError(loc, an, " element type ", a.getElementType(), " differs from ", bn,
-                           " element type ", b.getElementType());
-}
-
-/// Checks `a[ai]` against `b[bi]`; on conflict the diagnostic names both dimensions and
-/// both values.
-LogicalResult matchDim(std::optional<Location> loc, RankedTensorType a, int64_t ai,
-                       StringRef an, RankedTensorType b, int64_t bi, StringRef bn) {
-  if (!conflict(a.getDimSize(ai), b.getDimSize(bi)))
-    return success();
-  return emitOptionalError(loc, an, " (", a.getDimSize(ai), ") does not match ", bn, " (",
-                           b.getDimSize(bi), ")");
-}
-
-LogicalResult checkDimIndex(std::optional<Location> loc, int64_t dim, int64_t rank) {
-  if (dim >= 0 && dim < rank)
-    return success();
-  return emitOptionalError(loc, "dim ", dim, " is out of range for rank ", rank);
-}
-
-} // namespace
+using namespace llamac::llama::detail;
 
 //===----------------------------------------------------------------------------------===//
 // Structure

@@ -10,6 +10,7 @@
 #define LLAMA_OPS_TD
 
 include "LlamaDialect.td"
+include "LlamaInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/IR/BuiltinAttributes.td"
 include "mlir/IR/CommonAttrConstraints.td"
@@ -21,6 +22,17 @@ class Llama_Op<string mnemonic, list<Trait> traits = []>
 
 def Llama_FloatTensor : RankedTensorOf<[F32, BF16, F16]>;
 def Llama_TokenTensor : RankedTensorOf<[I32, I64]>;
+// Scalars of the training step (loss, learning rate, step): rank-0 tensors, buildable so
+// that the assembly need not spell their types.
+def Llama_F32Scalar : 0DTensorOf<[F32]>,
+    BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getF32Type())">;
+def Llama_I64Scalar : 0DTensorOf<[I64]>,
+    BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getI64Type())">;
+
+// What llama.get_param reads and llama.set_param writes: the model's parameter and state
+// storage. Reads are not Pure so that CSE never merges a read across a write.
+def Llama_ParamResource : Resource<"::llamac::llama::ParamResource">;
+def VJP : DeclareOpInterfaceMethods<VJPOpInterface>;
 
 //===----------------------------------------------------------------------------------===//
 // Structure
@@ -62,14 +74,20 @@ def Llama_ParamOp : Llama_Op<"param", [Symbol]> {
     `zeros`, `ones`. The shape is static. Inside a layer the parameter exists once per
     repetition after `llama-expand-layers` (`@layers.0.attention.wq`, ...).
 
+    A `state` parameter is not trained: optimizer moments and accumulated gradients that
+    the training step declares; it is checkpointed with the parameters but not counted,
+    differentiated or decayed.
+
     ```mlir
     llama.param @attention.wq : tensor<4096x4096xf32> init normal(2.0e-02)
     llama.param @attention_norm : tensor<4096xf32> init ones
+    llama.param @adamw.m.output : tensor<32000x4096xf32> init zeros state
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<Llama_FloatTensor>:$type,
-                       Llama_InitKind:$init, OptionalAttr<F64Attr>:$std);
-  let assemblyFormat = "$sym_name `:` $type `init` $init (`(` $std^ `)`)? attr-dict";
+                       Llama_InitKind:$init, OptionalAttr<F64Attr>:$std, UnitAttr:$state);
+  let assemblyFormat =
+      "$sym_name `:` $type `init` $init (`(` $std^ `)`)? (`state` $state^)? attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     ::mlir::RankedTensorType getTensorType() {
@@ -106,7 +124,8 @@ def Llama_LayerOp : Llama_Op<"layer", [
 }
 
 def Llama_GetParamOp : Llama_Op<"get_param", [
-    Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+    MemoryEffects<[MemRead<Llama_ParamResource>]>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "the value of a parameter";
   let description = [{
     Reads a parameter of the nearest enclosing layer (inside a layer's function) or model
@@ -142,7 +161,7 @@ def Llama_StackOp : Llama_Op<"stack", [
 // Compute
 //===----------------------------------------------------------------------------------===//
 
-def Llama_EmbeddingOp : Llama_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+def Llama_EmbeddingOp : Llama_Op<"embedding", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "token embedding lookup";
   let description = [{
     `result[..., :] = table[tokens[...], :]`. Token ids outside `[0, V)` are an error at
@@ -158,7 +177,7 @@ def Llama_EmbeddingOp : Llama_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
       "$table `[` $tokens `]` attr-dict `:` type($table) `,` type($tokens)";
 }
 
-def Llama_LinearOp : Llama_Op<"linear", [Pure, InferTypeOpAdaptor]> {
+def Llama_LinearOp : Llama_Op<"linear", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "linear projection without bias, weight stored [out, in]";
   let description = [{
     `result[..., n] = sum_k input[..., k] * weight[n, k]`, the layout of Meta's and Hugging
@@ -174,7 +193,7 @@ def Llama_LinearOp : Llama_Op<"linear", [Pure, InferTypeOpAdaptor]> {
       "$input `,` $weight attr-dict `:` type($input) `,` type($weight)";
 }
 
-def Llama_MatmulOp : Llama_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+def Llama_MatmulOp : Llama_Op<"matmul", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "batched matrix product";
   let description = [{
     `result[b..., m, n] = sum_k lhs[b..., m, k] * rhs[b..., k, n]` (or `rhs[b..., n, k]`
@@ -192,7 +211,7 @@ def Llama_MatmulOp : Llama_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
                        "type($lhs) `,` type($rhs)";
 }
 
-def Llama_RMSNormOp : Llama_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+def Llama_RMSNormOp : Llama_Op<"rms_norm", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "RMSNorm over the last dimension, with a learned gain";
   let description = [{
     `result = input / sqrt(mean(input^2, last dim) + eps) * weight`.
@@ -207,26 +226,28 @@ def Llama_RMSNormOp : Llama_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
                        "type($weight)";
 }
 
-def Llama_RoPEOp : Llama_Op<"rope", [Pure, InferTypeOpAdaptor]> {
+def Llama_RoPEOp : Llama_Op<"rope", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "rotary position embedding, adjacent channel pairs";
   let description = [{
     Input layout `[batch, seq, heads, head_dim]`. For position `p = t + offset` and pair
     `i < head_dim / 2`, channels `(2i, 2i+1)` are rotated by the angle
     `p * theta^(-2i / head_dim)`, as in Meta's reference code. `offset` (default 0) is the
-    position of the first token, for decoding with a KV cache.
+    position of the first token, for decoding with a KV cache. With `inverse` the rotation
+    is by the opposite angle: the transpose, which is the VJP of the rotation.
 
     ```mlir
     %qr = llama.rope %q theta 1.0e+04 : tensor<?x?x32x128xf32>
     %kr = llama.rope %k theta 1.0e+04 offset %pos : tensor<1x1x32x128xf32>
     ```
   }];
-  let arguments = (ins Llama_FloatTensor:$input, F64Attr:$theta, Optional<Index>:$offset);
+  let arguments = (ins Llama_FloatTensor:$input, F64Attr:$theta, Optional<Index>:$offset,
+                       UnitAttr:$inverse);
   let results = (outs Llama_FloatTensor:$result);
-  let assemblyFormat =
-      "$input `theta` $theta (`offset` $offset^)? attr-dict `:` type($input)";
+  let assemblyFormat = "$input `theta` $theta (`offset` $offset^)? (`inverse` $inverse^)? "
+                       "attr-dict `:` type($input)";
 }
 
-def Llama_AttentionOp : Llama_Op<"attention", [Pure, InferTypeOpAdaptor]> {
+def Llama_AttentionOp : Llama_Op<"attention", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "scaled dot-product attention: causal, grouped-query, sliding window";
   let description = [{
     Query `[batch, seq_q, heads, head_dim]`; key and value
@@ -258,7 +279,7 @@ def Llama_AttentionOp : Llama_Op<"attention", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Llama_SoftmaxOp : Llama_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def Llama_SoftmaxOp : Llama_Op<"softmax", [Pure, SameOperandsAndResultType, VJP]> {
   let summary = "softmax over the last dimension";
   let description = [{
     ```mlir
@@ -270,7 +291,7 @@ def Llama_SoftmaxOp : Llama_Op<"softmax", [Pure, SameOperandsAndResultType]> {
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Llama_CrossEntropyOp : Llama_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
+def Llama_CrossEntropyOp : Llama_Op<"cross_entropy", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "mean softmax cross-entropy over the non-ignored targets";
   let description = [{
     `result = mean over {i : targets[i] != ignore_index} of
@@ -290,8 +311,8 @@ def Llama_CrossEntropyOp : Llama_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]>
 }
 
 // Elementwise ops: same shape and element type in and out, no broadcasting.
-class Llama_UnaryOp<string mnemonic, string expr>
-    : Llama_Op<mnemonic, [Pure, Elementwise, SameOperandsAndResultType]> {
+class Llama_UnaryOp<string mnemonic, string expr, list<Trait> traits = [VJP]>
+    : Llama_Op<mnemonic, !listconcat([Pure, Elementwise, SameOperandsAndResultType], traits)> {
   let summary = "elementwise " # expr;
   let description = "`result = " # expr # "`, elementwise.\n\n```mlir\n%y = llama." #
                     mnemonic # " %x : tensor<?x?x4096xf32>\n```";
@@ -300,7 +321,7 @@ class Llama_UnaryOp<string mnemonic, string expr>
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-class Llama_BinaryOp<string mnemonic, string expr, list<Trait> traits = []>
+class Llama_BinaryOp<string mnemonic, string expr, list<Trait> traits = [VJP]>
     : Llama_Op<mnemonic, !listconcat([Pure, Elementwise, SameOperandsAndResultType],
                                      traits)> {
   let summary = "elementwise " # expr;
@@ -320,13 +341,15 @@ def Llama_LogOp : Llama_UnaryOp<"log", "log(x)">;
 def Llama_SqrtOp : Llama_UnaryOp<"sqrt", "sqrt(x)">;
 def Llama_RsqrtOp : Llama_UnaryOp<"rsqrt", "1 / sqrt(x)">;
 
-def Llama_AddOp : Llama_BinaryOp<"add", "x + y", [Commutative]>;
+def Llama_AddOp : Llama_BinaryOp<"add", "x + y", [Commutative, VJP]>;
 def Llama_SubOp : Llama_BinaryOp<"sub", "x - y">;
-def Llama_MulOp : Llama_BinaryOp<"mul", "x * y", [Commutative]>;
+def Llama_MulOp : Llama_BinaryOp<"mul", "x * y", [Commutative, VJP]>;
 def Llama_DivOp : Llama_BinaryOp<"div", "x / y">;
+// No VJP rule: max is not differentiable where x == y (autodiff reports it on a gradient
+// path).
 def Llama_MaxOp : Llama_BinaryOp<"max", "max(x, y)", [Commutative]>;
 
-def Llama_ScaleOp : Llama_Op<"scale", [Pure, Elementwise, SameOperandsAndResultType]> {
+def Llama_ScaleOp : Llama_Op<"scale", [Pure, Elementwise, SameOperandsAndResultType, VJP]> {
   let summary = "multiply by a constant";
   let description = [{
     ```mlir
@@ -338,7 +361,7 @@ def Llama_ScaleOp : Llama_Op<"scale", [Pure, Elementwise, SameOperandsAndResultT
   let assemblyFormat = "$input `by` $factor attr-dict `:` type($result)";
 }
 
-def Llama_CastOp : Llama_Op<"cast", [Pure, Elementwise]> {
+def Llama_CastOp : Llama_Op<"cast", [Pure, Elementwise, VJP]> {
   let summary = "convert between f32, bf16 and f16";
   let description = [{
     Rounds to nearest even when narrowing.
@@ -357,7 +380,7 @@ def Llama_CastOp : Llama_Op<"cast", [Pure, Elementwise]> {
 // Shape
 //===----------------------------------------------------------------------------------===//
 
-def Llama_SplitDimOp : Llama_Op<"split_dim", [Pure, InferTypeOpAdaptor]> {
+def Llama_SplitDimOp : Llama_Op<"split_dim", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "split one dimension into several (row-major)";
   let description = [{
     ```mlir
@@ -369,7 +392,7 @@ def Llama_SplitDimOp : Llama_Op<"split_dim", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$input `dim` $dim `into` $sizes attr-dict `:` type($input)";
 }
 
-def Llama_MergeDimsOp : Llama_Op<"merge_dims", [Pure, InferTypeOpAdaptor]> {
+def Llama_MergeDimsOp : Llama_Op<"merge_dims", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "merge a dimension with the next one (row-major)";
   let description = [{
     ```mlir
@@ -381,7 +404,7 @@ def Llama_MergeDimsOp : Llama_Op<"merge_dims", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$input `dim` $dim attr-dict `:` type($input)";
 }
 
-def Llama_TransposeOp : Llama_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+def Llama_TransposeOp : Llama_Op<"transpose", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "permute dimensions";
   let description = [{
     `result` dimension `i` is `input` dimension `permutation[i]`.
@@ -395,7 +418,7 @@ def Llama_TransposeOp : Llama_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$input $permutation attr-dict `:` type($input)";
 }
 
-def Llama_ConcatOp : Llama_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+def Llama_ConcatOp : Llama_Op<"concat", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "concatenate along one dimension";
   let description = [{
     ```mlir
@@ -407,7 +430,7 @@ def Llama_ConcatOp : Llama_Op<"concat", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$inputs `dim` $dim attr-dict `:` type($inputs)";
 }
 
-def Llama_SliceOp : Llama_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+def Llama_SliceOp : Llama_Op<"slice", [Pure, InferTypeOpAdaptor, VJP]> {
   let summary = "a contiguous range of one dimension";
   let description = [{
     `result` holds indices `[offset, offset + size)` of dimension `dim`.
@@ -421,6 +444,244 @@ def Llama_SliceOp : Llama_Op<"slice", [Pure, InferTypeOpAdaptor]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$input `dim` $dim ` ` `[` $offset `,` $size `]` attr-dict `:` "
                        "type($input)";
+}
+
+def Llama_PadOp : Llama_Op<"pad", [Pure, InferTypeOpAdaptor, VJP]> {
+  let summary = "zeros before and after one dimension";
+  let description = [{
+    The VJP of `llama.slice`: `result` is `input` with `before` zeros ahead of it and
+    `after` zeros behind it along `dim`.
+
+    ```mlir
+    %g = llama.pad %d dim 0 [11008, 0] : tensor<11008x4096xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim, I64Attr:$before, I64Attr:$after);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `dim` $dim ` ` `[` $before `,` $after `]` attr-dict `:` "
+                       "type($input)";
+}
+
+//===----------------------------------------------------------------------------------===//
+// Backward ops: what the VJP rules build where a composition of primitives would be long
+// or would lose the structure that fusion and code generation want.
+//===----------------------------------------------------------------------------------===//
+
+def Llama_EmbeddingGradOp : Llama_Op<"embedding_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "gradient of an embedding table: scatter-add of rows";
+  let description = [{
+    `result[v, :] = sum over positions p with tokens[p] == v of grad[p, :]`, a
+    `[vocab, dim]` tensor.
+
+    ```mlir
+    %dE = llama.embedding_grad %tokens, %dh vocab 32000 : tensor<?x?xi32>, tensor<?x?x4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_TokenTensor:$tokens, Llama_FloatTensor:$grad, I64Attr:$vocab);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$tokens `,` $grad `vocab` $vocab attr-dict `:` type($tokens) `,` "
+                       "type($grad)";
+}
+
+def Llama_LinearWeightGradOp : Llama_Op<"linear_weight_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "gradient of a linear weight: sum of outer products";
+  let description = [{
+    `result[n, k] = sum over leading indices of grad[..., n] * input[..., k]`, the
+    gradient of `llama.linear`'s `[out, in]` weight.
+
+    ```mlir
+    %dW = llama.linear_weight_grad %dy, %x : tensor<?x?x4096xf32>, tensor<?x?x4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$grad, Llama_FloatTensor:$input);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$grad `,` $input attr-dict `:` type($grad) `,` type($input)";
+}
+
+def Llama_RMSNormGradOp : Llama_Op<"rms_norm_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "gradients of RMSNorm with respect to its input and gain";
+  let description = [{
+    With `r = 1/sqrt(mean(x^2) + eps)` per row and `g = grad * weight`:
+    `input_grad = r * (g - x * r^2 * mean(g * x))`, `weight_grad = sum over rows of
+    grad * x * r`.
+
+    ```mlir
+    %dx, %dw = llama.rms_norm_grad %x, %w, %dy eps 1.0e-05
+        : tensor<?x?x4096xf32>, tensor<4096xf32>, tensor<?x?x4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$weight,
+                       Llama_FloatTensor:$grad, F64Attr:$eps);
+  let results = (outs Llama_FloatTensor:$input_grad, Llama_FloatTensor:$weight_grad);
+  let assemblyFormat = "$input `,` $weight `,` $grad `eps` $eps attr-dict `:` type($input) "
+                       "`,` type($weight) `,` type($grad)";
+}
+
+def Llama_AttentionGradOp : Llama_Op<"attention_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "gradients of attention with respect to query, key and value";
+  let description = [{
+    The VJP of `llama.attention` with the same attributes: given the output gradient,
+    returns `dq` (shaped as the query) and `dk`, `dv` (shaped as key and value; grouped
+    query heads sum into their shared KV head). The reference recomputes the softmax; a
+    fused kernel keeps the row log-sum-exp of the forward instead.
+
+    ```mlir
+    %dq, %dk, %dv = llama.attention_grad %q, %k, %v, %do causal
+        : tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32>, tensor<?x?x8x128xf32>,
+          tensor<?x?x32x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$query, Llama_FloatTensor:$key,
+                       Llama_FloatTensor:$value, Llama_FloatTensor:$grad, UnitAttr:$causal,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window,
+                       OptionalAttr<F64Attr>:$scale);
+  let results = (outs Llama_FloatTensor:$query_grad, Llama_FloatTensor:$key_grad,
+                      Llama_FloatTensor:$value_grad);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $grad (`causal` $causal^)? (`window` $window^)?
+    (`scale` $scale^)? attr-dict `:` type($query) `,` type($key) `,` type($value) `,`
+    type($grad)
+  }];
+  let extraClassDeclaration = [{
+    double getEffectiveScale();
+  }];
+}
+
+def Llama_SoftmaxGradOp : Llama_Op<"softmax_grad", [Pure, SameOperandsAndResultType]> {
+  let summary = "gradient of softmax from its output";
+  let description = [{
+    `result = output * (grad - sum(grad * output, last dim))`.
+
+    ```mlir
+    %ds = llama.softmax_grad %p, %dp : tensor<8x32x128x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$output, Llama_FloatTensor:$grad);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$output `,` $grad attr-dict `:` type($result)";
+}
+
+def Llama_SiLUGradOp : Llama_Op<"silu_grad", [Pure, Elementwise, SameOperandsAndResultType]> {
+  let summary = "gradient of SiLU";
+  let description = [{
+    `result = grad * s * (1 + x * (1 - s))` with `s = sigmoid(x)`.
+
+    ```mlir
+    %dg = llama.silu_grad %g, %dh : tensor<?x?x11008xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$grad);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
+def Llama_CrossEntropyGradOp : Llama_Op<"cross_entropy_grad", [Pure, InferTypeOpAdaptor]> {
+  let summary = "gradient of the mean cross-entropy with respect to the logits";
+  let description = [{
+    `result[i, :] = grad * (softmax(logits[i, :]) - onehot(targets[i])) / count` for the
+    `count` rows whose target is not `ignore_index`; ignored rows get zeros.
+
+    ```mlir
+    %dl = llama.cross_entropy_grad %logits, %targets, %dloss
+        : tensor<?x?x32000xf32>, tensor<?x?xi32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$logits, Llama_TokenTensor:$targets,
+                       Llama_F32Scalar:$grad, DefaultValuedAttr<I64Attr, "-1">:$ignore_index);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$logits `,` $targets `,` $grad (`ignore_index` $ignore_index^)? "
+                       "attr-dict `:` type($logits) `,` type($targets)";
+}
+
+//===----------------------------------------------------------------------------------===//
+// Training ops: state updates, clipping, schedule and optimizer.
+//===----------------------------------------------------------------------------------===//
+
+def Llama_SetParamOp : Llama_Op<"set_param", [
+    MemoryEffects<[MemWrite<Llama_ParamResource>]>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "overwrite a parameter or a state tensor";
+  let description = [{
+    The training step's only side effect: the optimizer writes the new parameters and
+    moments, the gradient step accumulates into `state` tensors.
+
+    ```mlir
+    llama.set_param @adamw.m.output = %m1 : tensor<32000x4096xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name, Llama_FloatTensor:$value);
+  let assemblyFormat = "$name `=` $value attr-dict `:` type($value)";
+}
+
+def Llama_GradClipOp : Llama_Op<"grad_clip", [Pure]> {
+  let summary = "global gradient norm and the clipping coefficient";
+  let description = [{
+    With `norm = sqrt(sum over every element of every gradient of (g / count)^2)`, the
+    gradients averaged over `count` micro-batches: `norm` and
+    `coefficient = min(1, max_norm / (norm + 1e-6)) / count`, the factor that turns the
+    summed gradients into the averaged, clipped ones.
+
+    ```mlir
+    %coef, %norm = llama.grad_clip %g0, %g1 count %n max_norm 1.0
+        : tensor<4096xf32>, tensor<32000x4096xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Llama_FloatTensor>:$grads, Llama_F32Scalar:$count,
+                       F64Attr:$max_norm);
+  let results = (outs Llama_F32Scalar:$coefficient, Llama_F32Scalar:$norm);
+  let assemblyFormat = "$grads `count` $count `max_norm` $max_norm attr-dict `:` type($grads)";
+  let hasVerifier = 1;
+}
+
+def Llama_LRScheduleOp : Llama_Op<"lr_schedule", [Pure]> {
+  let summary = "linear warm-up, then cosine decay to a floor";
+  let description = [{
+    For step `s` (counted from 0), peak rate `lr` and `total` steps:
+    `lr * (s + 1) / warmup` while `s < warmup`; then, with `p = min(1, (s - warmup) /
+    max(1, total - warmup))`, `lr * (floor + (1 - floor) * (1 + cos(pi p)) / 2)`. LLaMA:
+    warm-up 2000 steps, floor 0.1.
+
+    ```mlir
+    %lr_t = llama.lr_schedule %step, %lr, %total warmup 2000 floor 1.0e-01
+    ```
+  }];
+  let arguments = (ins Llama_I64Scalar:$step, Llama_F32Scalar:$peak, Llama_I64Scalar:$total,
+                       I64Attr:$warmup, F64Attr:$floor);
+  let results = (outs Llama_F32Scalar:$result);
+  let assemblyFormat = "$step `,` $peak `,` $total `warmup` $warmup `floor` $floor attr-dict";
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$step, "::mlir::Value":$peak, "::mlir::Value":$total,
+                   "int64_t":$warmup, "double":$floor)>
+  ];
+  let hasVerifier = 1;
+}
+
+def Llama_AdamWOp : Llama_Op<"adamw", [Pure, AllTypesMatch<["param", "grad", "m", "v",
+                                                          "new_param", "new_m", "new_v"]>]> {
+  let summary = "one AdamW update of one parameter";
+  let description = [{
+    With `g = grad * grad_scale` and `t = step + 1`:
+    `m' = beta1 m + (1 - beta1) g`, `v' = beta2 v + (1 - beta2) g^2`,
+    `param' = param - lr (m' / (1 - beta1^t) / (sqrt(v' / (1 - beta2^t)) + eps)
+    + weight_decay param)` (decoupled weight decay, Loshchilov and Hutter).
+
+    ```mlir
+    %p1, %m1, %v1 = llama.adamw %p, %g, %m, %v lr %lr step %step grad_scale %c
+        beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decay 0.1 : tensor<4096x4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$param, Llama_FloatTensor:$grad,
+                       Llama_FloatTensor:$m, Llama_FloatTensor:$v, Llama_F32Scalar:$lr,
+                       Llama_I64Scalar:$step, Llama_F32Scalar:$grad_scale, F64Attr:$beta1,
+                       F64Attr:$beta2, F64Attr:$eps, F64Attr:$weight_decay);
+  let results = (outs Llama_FloatTensor:$new_param, Llama_FloatTensor:$new_m,
+                      Llama_FloatTensor:$new_v);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $m `,` $v `lr` $lr `step` $step `grad_scale` $grad_scale
+    `beta1` $beta1 `beta2` $beta2 `eps` $eps `weight_decay` $weight_decay attr-dict `:`
+    type($param)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // LLAMA_OPS_TD

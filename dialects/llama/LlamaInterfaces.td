@@ -1,0 +1,24 @@
+//===- LlamaInterfaces.td - op interfaces of the llama dialect ---*- tablegen -*-===//
+#ifndef LLAMA_INTERFACES_TD
+#define LLAMA_INTERFACES_TD
+
+include "mlir/IR/OpBase.td"
+
+def VJPOpInterface : OpInterface<"VJPOpInterface"> {
+  let cppNamespace = "::llamac::llama";
+  let description = [{
+    The reverse-mode rule of a differentiable op: given the cotangents of its results
+    (null where a result has none), build the cotangent of each operand with `b` (null for
+    an operand that is not differentiable, such as token ids or a position offset). The
+    rule of each op is written next to the op's shape rule, in LlamaVJP.cpp;
+    `llamac-autodiff` composes them.
+  }];
+  let methods = [
+    InterfaceMethod<"Build cotangents for each operand given result cotangents.",
+      "::llvm::LogicalResult", "buildVJP",
+      (ins "::mlir::OpBuilder &":$b, "::mlir::ValueRange":$resultCotangents,
+           "::llvm::SmallVectorImpl<::mlir::Value> &":$operandCotangents)>
+  ];
+}
+
+#endif // LLAMA_INTERFACES_TD
