@@ -1,6 +1,12 @@
 //===- ModelInfo.cpp - parameter, FLOP and memory accounting -----------------------===//
 #include "models/ModelInfo.h"
 
+#include "passes/Passes.h"
+#include "passes/Remat.h"
+
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
 
@@ -85,6 +91,34 @@ LogicalResult llamac::measureForward(ModelOp expanded, ModelInfo &info) {
   return failure(walk.wasInterrupted());
 }
 
+LogicalResult llamac::measureRemat(ModuleOp expanded, ModelInfo &info) {
+  auto model = dyn_cast_or_null<ModelOp>(
+      SymbolTable::lookupSymbolIn(expanded, StringAttr::get(expanded.getContext(), info.name)));
+  if (!model || !model.lookupFunction("loss"))
+    return success();
+  for (const char *policy : {"none", "selective", "full"}) {
+    OwningOpRef<ModuleOp> copy = expanded.clone();
+    PassManager pm(expanded.getContext(), ModuleOp::getOperationName());
+    pm.addPass(createInlinerPass());
+    pm.addPass(createLlamaAutodiff());
+    LlamaRematOptions options;
+    options.policy = policy;
+    pm.addPass(createLlamaRemat(options));
+    if (failed(pm.run(*copy)))
+      return failure();
+    auto m = cast<ModelOp>(SymbolTable::lookupSymbolIn(*copy, model.getSymNameAttr()));
+    ModelInfo::Remat r;
+    r.policy = policy;
+    for (auto &[layer, bytes] : activationBytesKept(m.lookupFunction("loss_grad"))) {
+      r.total += bytes;
+      if (!layer.empty())
+        r.largestLayer = std::max(r.largestLayer, bytes);
+    }
+    info.remat.push_back(r);
+  }
+  return success();
+}
+
 std::string llamac::humanCount(double n) {
   const char *units[] = {"", "K", "M", "B", "T"};
   int u = 0;
@@ -140,6 +174,9 @@ void llamac::printModelInfo(const ModelInfo &info, llvm::raw_ostream &os) {
   os << "memory optimizer state: " << humanBytes(8 * p) << " (AdamW moments, fp32)\n";
   os << "memory activations: " << humanBytes(info.activationBytes)
      << " (every forward intermediate, no recomputation)\n";
+  for (const ModelInfo::Remat &r : info.remat)
+    os << "memory activations kept for the backward, remat " << r.policy << ": "
+       << humanBytes(r.total) << " (largest layer " << humanBytes(r.largestLayer) << ")\n";
   os << "memory total for training: "
      << humanBytes(info.paramBytes + 12 * p + info.activationBytes) << "\n";
 }

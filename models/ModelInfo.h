@@ -14,6 +14,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <string>
+#include <vector>
 
 namespace llamac {
 
@@ -34,6 +35,14 @@ struct ModelInfo {
   double attentionFlops = 0; ///< scores and weighted values: 4 x B x H x T x S x Dh
   int64_t activationBytes = 0;
 
+  /// Activation bytes the backward of @loss keeps under each rematerialisation policy
+  /// (llamac-remat), in total and for the largest layer.
+  struct Remat {
+    std::string policy;
+    int64_t total = 0, largestLayer = 0;
+  };
+  std::vector<Remat> remat;
+
   double tokens() const { return double(batch) * double(seq); }
   /// Training FLOPs per token: forward plus backward (twice the forward), the convention of
   /// Kaplan et al. and PaLM (no discount for the causal mask).
@@ -48,6 +57,10 @@ void countParameters(llama::ModelOp declared, ModelInfo &info);
 /// Adds the FLOPs and activation bytes of `expanded`'s @forward, which must have static
 /// shapes (run llamac-frontend first). Fails with a diagnostic on the model otherwise.
 mlir::LogicalResult measureForward(llama::ModelOp expanded, ModelInfo &info);
+
+/// Fills info.remat by differentiating a copy of `expanded`'s @loss under each policy.
+/// Does nothing for a model without @loss.
+mlir::LogicalResult measureRemat(mlir::ModuleOp expanded, ModelInfo &info);
 
 /// The report `llamac info` prints: one `key: value` line per figure.
 void printModelInfo(const ModelInfo &info, llvm::raw_ostream &os);

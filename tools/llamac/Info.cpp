@@ -35,7 +35,8 @@ int llamac::driver::runInfo() {
     return 1;
   auto expanded = dyn_cast_or_null<llama::ModelOp>(
       SymbolTable::lookupSymbolIn(*module, StringAttr::get(ctx.get(), name)));
-  if (!expanded || failed(measureForward(expanded, info)))
+  if (!expanded || failed(measureForward(expanded, info)) ||
+      failed(measureRemat(*module, info)))
     return 1;
   printModelInfo(info, llvm::outs());
   return 0;
