@@ -291,14 +291,19 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
   return success();
 }
 
+double llamac::llama::attentionScale(std::optional<APFloat> scale, Value query, Value key,
+                                     Value value) {
+  if (scale)
+    return scale->convertToDouble();
+  int64_t headDim = ShapedType::kDynamic;
+  for (Value v : {query, key, value})
+    if (ShapedType::isDynamic(headDim))
+      headDim = cast<RankedTensorType>(v.getType()).getDimSize(3);
+  return 1.0 / std::sqrt(static_cast<double>(headDim)); // the verifier ensures one is known
+}
+
 double AttentionOp::getEffectiveScale() {
-  if (std::optional<APFloat> s = getScale())
-    return s->convertToDouble();
-  int64_t headDim = getQuery().getType().getDimSize(3);
-  if (ShapedType::isDynamic(headDim)) // the verifier guarantees one operand knows it
-    headDim = getKey().getType().isDynamicDim(3) ? getValue().getType().getDimSize(3)
-                                                 : getKey().getType().getDimSize(3);
-  return 1.0 / std::sqrt(static_cast<double>(headDim));
+  return attentionScale(getScale(), getQuery(), getKey(), getValue());
 }
 
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *ctx, std::optional<Location> loc,

@@ -20,6 +20,13 @@ struct ParamResource : mlir::SideEffects::Resource::Base<ParamResource> {
 
 #include "dialects/llama/LlamaInterfaces.h.inc"
 
+namespace llamac::llama {
+/// The scale attention applies: `scale` if given, else 1/sqrt(head_dim), the head dim
+/// taken from whichever of query, key and value knows it.
+double attentionScale(std::optional<llvm::APFloat> scale, mlir::Value query, mlir::Value key,
+                      mlir::Value value);
+} // namespace llamac::llama
+
 #define GET_OP_CLASSES
 #include "dialects/llama/LlamaOps.h.inc"
 

@@ -117,9 +117,7 @@ LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *ctx, std::optional<
 }
 
 double AttentionGradOp::getEffectiveScale() {
-  if (std::optional<APFloat> s = getScale())
-    return s->convertToDouble();
-  return 1.0 / std::sqrt(double(getQuery().getType().getDimSize(3)));
+  return attentionScale(getScale(), getQuery(), getKey(), getValue());
 }
 
 LogicalResult CrossEntropyGradOp::inferReturnTypes(MLIRContext *ctx,
@@ -138,6 +136,8 @@ LogicalResult CrossEntropyGradOp::inferReturnTypes(MLIRContext *ctx,
 }
 
 LogicalResult SetParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  if ((*this)->getParentOfType<LayerOp>())
+    return emitOpError() << "cannot write parameters inside a layer";
   auto model = (*this)->getParentOfType<ModelOp>();
   if (!model)
     return emitOpError() << "must be nested in a llama.model";

@@ -5,6 +5,7 @@
 #include "runtime/interpreter/Kernels.h"
 #include "runtime/interpreter/SimulatedRanks.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 
 #include "mlir/IR/BuiltinTypes.h"
@@ -325,7 +326,8 @@ bool Interpreter::execute(Operation *op, const std::string &paramPrefix,
           })
           .Case([&](RoPEOp r) {
             int64_t offset = r.getOffset() ? int64_t(env[r.getOffset()][0]) : 0;
-            results.push_back(ref::rope(in(0), r.getTheta().convertToDouble(), offset));
+            results.push_back(
+                ref::rope(in(0), r.getTheta().convertToDouble(), offset, r.getInverse()));
             return true;
           })
           .Case([&](AttentionOp a) {
@@ -442,6 +444,109 @@ bool Interpreter::execute(Operation *op, const std::string &paramPrefix,
               return false;
             }
             results.push_back(ref::slice(in(0), s.getDim(), s.getOffset(), s.getSize()));
+            return true;
+          })
+          .Case([&](PadOp p) {
+            results.push_back(ref::pad(in(0), int64_t(p.getDim()), int64_t(p.getBefore()),
+                                          int64_t(p.getAfter())));
+            return true;
+          })
+          // Backward ops.
+          .Case([&](EmbeddingGradOp e) {
+            Tensor out;
+            if (!ref::embeddingGrad(in(0), in(1), int64_t(e.getVocab()), out, &failure))
+              return false;
+            results.push_back(std::move(out));
+            return true;
+          })
+          .Case([&](LinearWeightGradOp) {
+            results.push_back(ref::linearWeightGrad(in(0), in(1)));
+            return true;
+          })
+          .Case([&](RMSNormGradOp n) {
+            ref::RMSNormGrads g =
+                ref::rmsNormGrad(in(0), in(1), in(2), n.getEps().convertToDouble());
+            results.push_back(std::move(g.input));
+            results.push_back(std::move(g.weight));
+            return true;
+          })
+          .Case([&](AttentionGradOp a) {
+            ref::AttentionGrads g =
+                ref::attentionGrad(in(0), in(1), in(2), in(3), a.getCausal(),
+                                   a.getWindow().value_or(0), a.getEffectiveScale());
+            results.push_back(std::move(g.query));
+            results.push_back(std::move(g.key));
+            results.push_back(std::move(g.value));
+            return true;
+          })
+          .Case([&](SoftmaxGradOp) {
+            results.push_back(ref::softmaxGrad(in(0), in(1)));
+            return true;
+          })
+          .Case([&](SiLUGradOp) {
+            results.push_back(ref::siluGrad(in(0), in(1)));
+            return true;
+          })
+          .Case([&](CrossEntropyGradOp c) {
+            Tensor out;
+            if (!ref::crossEntropyGrad(in(0), in(1), in(2)[0], c.getIgnoreIndex(), out,
+                                       &failure))
+              return false;
+            results.push_back(std::move(out));
+            return true;
+          })
+          // Training ops. Scalars are rank-0 tensors.
+          .Case([&](SetParamOp s) {
+            // The verifier resolves the name in the model, not in an enclosing layer (as
+            // get_param does), so no layer prefix applies. setParameter checks the
+            // declared type and, in F32 precision, rounds to it.
+            return setParameter(s.getName().str(), in(0), &failure);
+          })
+          .Case([&](GradClipOp g) {
+            std::vector<const Tensor *> grads;
+            for (Value v : g.getGrads())
+              grads.push_back(&env[v]);
+            ref::GradClipResult r =
+                ref::gradClip(grads, env[g.getCount()][0], g.getMaxNorm().convertToDouble());
+            results.emplace_back(DType::F32, std::vector<int64_t>{}, r.coefficient);
+            results.emplace_back(DType::F32, std::vector<int64_t>{}, r.norm);
+            return true;
+          })
+          .Case([&](LRScheduleOp l) {
+            double lr = ref::lrSchedule(int64_t(in(0)[0]), in(1)[0], int64_t(in(2)[0]),
+                                        int64_t(l.getWarmup()),
+                                        l.getFloor().convertToDouble());
+            results.emplace_back(DType::F32, std::vector<int64_t>{}, lr);
+            return true;
+          })
+          .Case([&](AdamWOp a) {
+            ref::AdamWResult r = ref::adamw(
+                in(0), in(1), in(2), in(3), env[a.getLr()][0], int64_t(env[a.getStep()][0]),
+                env[a.getGradScale()][0], a.getBeta1().convertToDouble(),
+                a.getBeta2().convertToDouble(), a.getEps().convertToDouble(),
+                a.getWeightDecay().convertToDouble());
+            results.push_back(std::move(r.param));
+            results.push_back(std::move(r.m));
+            results.push_back(std::move(r.v));
+            return true;
+          })
+          .Case([&](arith::ConstantOp c) {
+            auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+            auto type = dyn_cast<RankedTensorType>(c.getType());
+            std::optional<DType> dtype = type ? toDType(type.getElementType()) : std::nullopt;
+            if (!dense || !dtype) {
+              failure = "only dense tensor constants of f32/bf16/f16/i32/i64 are supported";
+              return false;
+            }
+            Tensor t(*dtype, std::vector<int64_t>(type.getShape()));
+            int64_t i = 0;
+            if (isFloat(*dtype))
+              for (APFloat v : dense.getValues<APFloat>())
+                t[i++] = v.convertToDouble();
+            else
+              for (APInt v : dense.getValues<APInt>())
+                t[i++] = double(v.getSExtValue());
+            results.push_back(std::move(t));
             return true;
           })
           .Case([&](shard::ProcessLinearIndexOp) {

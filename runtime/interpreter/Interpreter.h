@@ -10,7 +10,10 @@
 // Parameters are named as after llama-expand-layers ("layers.3.attention.wq") whether or
 // not the layers are expanded, and initialised from their declared initialiser by a
 // generator keyed on (seed, name, element index): a parameter's values do not depend on
-// the order of declaration or on the stage of the IR.
+// the order of declaration or on the stage of the IR. `state` parameters (optimizer
+// moments, accumulated gradients) are initialised the same way. llama.set_param replaces
+// the stored value (rounded to the declared type in F32), which later llama.get_param
+// reads, in the same run and in later ones.
 //
 //===----------------------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_INTERPRETER_INTERPRETER_H

@@ -1,4 +1,9 @@
 //===- Kernels.cpp - reference kernels ---------------------------------------------===//
+//
+// Forward kernels first, then the backward ops that the VJP rules build and the training
+// ops (schedule, optimizer, clipping). Each follows its op's description in LlamaOps.td.
+//
+//===----------------------------------------------------------------------------------===//
 #include "runtime/interpreter/Kernels.h"
 
 #include <algorithm>
@@ -92,12 +97,13 @@ Tensor rmsNorm(const Tensor &x, const Tensor &w, double eps) {
   return out;
 }
 
-Tensor rope(const Tensor &x, double theta, int64_t offset) {
+Tensor rope(const Tensor &x, double theta, int64_t offset, bool inverse) {
   int64_t b = x.dim(0), t = x.dim(1), h = x.dim(2), d = x.dim(3);
   Tensor out(x.dtype, x.shape);
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t ti = 0; ti < t; ++ti) {
-      double pos = double(ti + offset);
+      // Negating the position negates every angle: the inverse rotation.
+      double pos = double(ti + offset) * (inverse ? -1.0 : 1.0);
       for (int64_t hi = 0; hi < h; ++hi) {
         int64_t base = ((bi * t + ti) * h + hi) * d;
         for (int64_t i = 0; i < d / 2; ++i) {
@@ -273,6 +279,235 @@ Tensor slice(const Tensor &x, int64_t dim, int64_t offset, int64_t size) {
   for (int64_t b = 0; b < before; ++b)
     std::copy_n(x.data.begin() + (b * x.shape[dim] + offset) * after, size * after,
                 out.data.begin() + b * size * after);
+  return out;
+}
+
+Tensor pad(const Tensor &x, int64_t dim, int64_t before, int64_t after) {
+  std::vector<int64_t> shape = x.shape;
+  shape[dim] += before + after;
+  Tensor out(x.dtype, shape);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d)
+    outer *= x.shape[d];
+  for (size_t d = dim + 1; d < shape.size(); ++d)
+    inner *= x.shape[d];
+  for (int64_t o = 0; o < outer; ++o)
+    std::copy_n(x.data.begin() + o * x.shape[dim] * inner, x.shape[dim] * inner,
+                out.data.begin() + (o * shape[dim] + before) * inner);
+  return out;
+}
+
+//===----------------------------------------------------------------------------------===//
+// Backward ops
+//===----------------------------------------------------------------------------------===//
+
+bool embeddingGrad(const Tensor &tokens, const Tensor &grad, int64_t vocab, Tensor &out,
+                   std::string *error) {
+  int64_t d = grad.dim(-1);
+  out = Tensor(grad.dtype, {vocab, d});
+  for (int64_t p = 0; p < tokens.numElements(); ++p) {
+    double id = tokens[p];
+    if (!(id >= 0 && id < double(vocab))) {
+      *error = "token id " + std::to_string(int64_t(id)) + " at flat index " +
+               std::to_string(p) + " is outside the vocabulary [0, " + std::to_string(vocab) +
+               ")";
+      return false;
+    }
+    for (int64_t i = 0; i < d; ++i)
+      out[int64_t(id) * d + i] += grad[p * d + i];
+  }
+  return true;
+}
+
+Tensor linearWeightGrad(const Tensor &grad, const Tensor &x) {
+  int64_t n = grad.dim(-1), k = x.dim(-1), rows = outer(grad, 1);
+  Tensor out(grad.dtype, {n, k});
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i) {
+      double acc = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        acc += grad[r * n + j] * x[r * k + i];
+      out[j * k + i] = acc;
+    }
+  return out;
+}
+
+RMSNormGrads rmsNormGrad(const Tensor &x, const Tensor &w, const Tensor &grad, double eps) {
+  int64_t d = x.dim(-1), rows = outer(x, 1);
+  RMSNormGrads out{Tensor(x.dtype, x.shape), Tensor(w.dtype, w.shape)};
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xr = x.data.data() + r * d, *gr = grad.data.data() + r * d;
+    double ss = 0, gx = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      ss += xr[i] * xr[i];
+      gx += gr[i] * w[i] * xr[i];
+    }
+    double inv = 1.0 / std::sqrt(ss / double(d) + eps);
+    double meanGX = gx / double(d);
+    for (int64_t i = 0; i < d; ++i) {
+      out.input[r * d + i] = inv * (gr[i] * w[i] - xr[i] * inv * inv * meanGX);
+      out.weight[i] += gr[i] * xr[i] * inv;
+    }
+  }
+  return out;
+}
+
+AttentionGrads attentionGrad(const Tensor &q, const Tensor &k, const Tensor &v,
+                             const Tensor &grad, bool causal, int64_t window, double scale) {
+  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3);
+  int64_t s = k.dim(1), kvh = k.dim(2), group = h / kvh;
+  AttentionGrads out{Tensor(q.dtype, q.shape), Tensor(k.dtype, k.shape),
+                     Tensor(v.dtype, v.shape)};
+  std::vector<double> p(s), dp(s);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi) {
+      int64_t kh = hi / group;
+      for (int64_t ti = 0; ti < t; ++ti) {
+        int64_t pos = ti + s - t; // the forward kernel's alignment and masks
+        int64_t row = ((bi * t + ti) * h + hi) * d;
+        const double *qv = q.data.data() + row, *go = grad.data.data() + row;
+        // Recompute the probabilities of this row, as the forward kernel does.
+        double maxScore = -std::numeric_limits<double>::infinity();
+        for (int64_t si = 0; si < s; ++si) {
+          bool visible = (!causal || si <= pos) && (window <= 0 || si > pos - window);
+          if (!visible) {
+            p[si] = -std::numeric_limits<double>::infinity();
+            continue;
+          }
+          const double *kv = k.data.data() + ((bi * s + si) * kvh + kh) * d;
+          double dot = 0;
+          for (int64_t i = 0; i < d; ++i)
+            dot += qv[i] * kv[i];
+          p[si] = dot * scale;
+          maxScore = std::max(maxScore, p[si]);
+        }
+        if (maxScore == -std::numeric_limits<double>::infinity())
+          continue; // no visible key: the output was the constant zero
+        double sum = 0;
+        for (int64_t si = 0; si < s; ++si)
+          sum += (p[si] = std::exp(p[si] - maxScore));
+        // dv_j += p_j do; dp_j = <do, v_j>; ds_j = p_j (dp_j - sum_i p_i dp_i).
+        double rowDot = 0;
+        for (int64_t si = 0; si < s; ++si) {
+          p[si] /= sum;
+          int64_t kvRow = ((bi * s + si) * kvh + kh) * d;
+          double acc = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            out.value[kvRow + i] += p[si] * go[i];
+            acc += go[i] * v[kvRow + i];
+          }
+          dp[si] = acc;
+          rowDot += p[si] * acc;
+        }
+        for (int64_t si = 0; si < s; ++si) {
+          if (p[si] == 0)
+            continue; // masked (or underflowed) keys have no gradient
+          double ds = p[si] * (dp[si] - rowDot) * scale;
+          int64_t kvRow = ((bi * s + si) * kvh + kh) * d;
+          for (int64_t i = 0; i < d; ++i) {
+            out.query[row + i] += ds * k[kvRow + i];
+            out.key[kvRow + i] += ds * qv[i];
+          }
+        }
+      }
+    }
+  return out;
+}
+
+Tensor softmaxGrad(const Tensor &y, const Tensor &grad) {
+  int64_t d = y.dim(-1), rows = outer(y, 1);
+  Tensor out(y.dtype, y.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    double dot = 0;
+    for (int64_t i = 0; i < d; ++i)
+      dot += grad[r * d + i] * y[r * d + i];
+    for (int64_t i = 0; i < d; ++i)
+      out[r * d + i] = y[r * d + i] * (grad[r * d + i] - dot);
+  }
+  return out;
+}
+
+Tensor siluGrad(const Tensor &x, const Tensor &grad) {
+  Tensor out(x.dtype, x.shape);
+  for (int64_t i = 0; i < x.numElements(); ++i) {
+    double s = sigmoid(x[i]);
+    out[i] = grad[i] * s * (1.0 + x[i] * (1.0 - s));
+  }
+  return out;
+}
+
+bool crossEntropyGrad(const Tensor &logits, const Tensor &targets, double grad,
+                      int64_t ignoreIndex, Tensor &out, std::string *error) {
+  int64_t v = logits.dim(-1), rows = targets.numElements();
+  // The mean's denominator first: every counted row's gradient is divided by it.
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t target = int64_t(targets[r]);
+    if (target == ignoreIndex)
+      continue;
+    if (target < 0 || target >= v) {
+      *error = "target " + std::to_string(target) + " at flat index " + std::to_string(r) +
+               " is outside the vocabulary [0, " + std::to_string(v) + ")";
+      return false;
+    }
+    ++count;
+  }
+  out = Tensor(logits.dtype, logits.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t target = int64_t(targets[r]);
+    if (target == ignoreIndex)
+      continue;
+    const double *row = logits.data.data() + r * v;
+    double m = *std::max_element(row, row + v), sum = 0;
+    for (int64_t i = 0; i < v; ++i)
+      sum += std::exp(row[i] - m);
+    double factor = grad / double(count);
+    for (int64_t i = 0; i < v; ++i)
+      out[r * v + i] = factor * (std::exp(row[i] - m) / sum - (i == target ? 1.0 : 0.0));
+  }
+  return true;
+}
+
+//===----------------------------------------------------------------------------------===//
+// Training ops
+//===----------------------------------------------------------------------------------===//
+
+double lrSchedule(int64_t step, double peak, int64_t total, int64_t warmup, double floor) {
+  if (step < warmup)
+    return peak * double(step + 1) / double(warmup);
+  double progress =
+      std::min(1.0, double(step - warmup) / double(std::max<int64_t>(1, total - warmup)));
+  return peak * (floor + (1.0 - floor) * (1.0 + std::cos(M_PI * progress)) / 2.0);
+}
+
+AdamWResult adamw(const Tensor &param, const Tensor &grad, const Tensor &m, const Tensor &v,
+                  double lr, int64_t step, double gradScale, double beta1, double beta2,
+                  double eps, double weightDecay) {
+  AdamWResult out{Tensor(param.dtype, param.shape), Tensor(m.dtype, m.shape),
+                  Tensor(v.dtype, v.shape)};
+  double t = double(step + 1);
+  double correction1 = 1.0 - std::pow(beta1, t), correction2 = 1.0 - std::pow(beta2, t);
+  for (int64_t i = 0; i < param.numElements(); ++i) {
+    double g = grad[i] * gradScale;
+    double m1 = beta1 * m[i] + (1.0 - beta1) * g;
+    double v1 = beta2 * v[i] + (1.0 - beta2) * g * g;
+    double update = m1 / correction1 / (std::sqrt(v1 / correction2) + eps);
+    out.param[i] = param[i] - lr * (update + weightDecay * param[i]);
+    out.m[i] = m1;
+    out.v[i] = v1;
+  }
+  return out;
+}
+
+GradClipResult gradClip(const std::vector<const Tensor *> &grads, double count,
+                        double maxNorm) {
+  double ss = 0;
+  for (const Tensor *g : grads)
+    for (double x : g->data)
+      ss += (x / count) * (x / count);
+  GradClipResult out;
+  out.norm = std::sqrt(ss);
+  out.coefficient = std::min(1.0, maxNorm / (out.norm + 1e-6)) / count;
   return out;
 }
 

@@ -25,8 +25,9 @@ Tensor linear(const Tensor &x, const Tensor &w);
 Tensor matmul(const Tensor &lhs, const Tensor &rhs, bool transposeRhs);
 /// x / sqrt(mean(x^2) + eps) * w over the last dimension.
 Tensor rmsNorm(const Tensor &x, const Tensor &w, double eps);
-/// Rotates channel pairs (2i, 2i+1) of x[b, t, h, :] by (t + offset) * theta^(-2i/D).
-Tensor rope(const Tensor &x, double theta, int64_t offset);
+/// Rotates channel pairs (2i, 2i+1) of x[b, t, h, :] by (t + offset) * theta^(-2i/D), or by
+/// the opposite angle with `inverse` (the transpose of the rotation, its VJP).
+Tensor rope(const Tensor &x, double theta, int64_t offset, bool inverse = false);
 /// Causal / grouped-query / sliding-window attention; see llama.attention. window 0: none.
 Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v, bool causal,
                  int64_t window, double scale);
@@ -46,8 +47,68 @@ Tensor transpose(const Tensor &x, const std::vector<int64_t> &permutation);
 Tensor concat(const std::vector<const Tensor *> &inputs, int64_t dim);
 Tensor slice(const Tensor &x, int64_t dim, int64_t offset, int64_t size);
 
+/// `x` with `before` zeros ahead of it and `after` zeros behind it along `dim`.
+Tensor pad(const Tensor &x, int64_t dim, int64_t before, int64_t after);
+
 double silu(double x);
 double sigmoid(double x);
+
+//===--- backward ops -----------------------------------------------------------------===//
+
+/// out[v, :] = sum over positions p with tokens[p] == v of grad[p, :], a [vocab, dim]
+/// tensor. False (and `error`) for an id outside [0, vocab): a scatter to it has no row.
+bool embeddingGrad(const Tensor &tokens, const Tensor &grad, int64_t vocab, Tensor &out,
+                   std::string *error);
+/// result[n, k] = sum over leading indices of grad[..., n] * x[..., k].
+Tensor linearWeightGrad(const Tensor &grad, const Tensor &x);
+
+struct RMSNormGrads {
+  Tensor input, weight;
+};
+/// With r = 1/sqrt(mean(x^2) + eps) per row and g = grad * w: input = r * (g - x r^2
+/// mean(g x)), weight = sum over rows of grad * x * r.
+RMSNormGrads rmsNormGrad(const Tensor &x, const Tensor &w, const Tensor &grad, double eps);
+
+struct AttentionGrads {
+  Tensor query, key, value;
+};
+/// The VJP of `attention` with the same masking, recomputing the softmax; query heads of
+/// one group accumulate into their shared KV head; rows with no visible key contribute
+/// nothing.
+AttentionGrads attentionGrad(const Tensor &q, const Tensor &k, const Tensor &v,
+                             const Tensor &grad, bool causal, int64_t window, double scale);
+/// y * (grad - sum(grad * y, last dim)), from the softmax output y.
+Tensor softmaxGrad(const Tensor &y, const Tensor &grad);
+/// grad * s * (1 + x (1 - s)) with s = sigmoid(x).
+Tensor siluGrad(const Tensor &x, const Tensor &grad);
+/// out[i, :] = grad * (softmax(logits[i, :]) - onehot(targets[i])) / count over the count
+/// rows whose target is not ignoreIndex; zeros for ignored rows. False (and `error`) for a
+/// target outside [0, V), as crossEntropy.
+bool crossEntropyGrad(const Tensor &logits, const Tensor &targets, double grad,
+                      int64_t ignoreIndex, Tensor &out, std::string *error);
+
+//===--- training ops -----------------------------------------------------------------===//
+
+/// Linear warm-up to `peak` over `warmup` steps, then cosine decay to `floor * peak` at
+/// step `total`, and the floor after it; see llama.lr_schedule.
+double lrSchedule(int64_t step, double peak, int64_t total, int64_t warmup, double floor);
+
+struct AdamWResult {
+  Tensor param, m, v;
+};
+/// One AdamW step with g = grad * gradScale and bias correction at t = step + 1; see
+/// llama.adamw.
+AdamWResult adamw(const Tensor &param, const Tensor &grad, const Tensor &m, const Tensor &v,
+                  double lr, int64_t step, double gradScale, double beta1, double beta2,
+                  double eps, double weightDecay);
+
+struct GradClipResult {
+  double coefficient = 0, norm = 0;
+};
+/// norm = sqrt(sum of (g / count)^2 over every element of every gradient) and
+/// coefficient = min(1, maxNorm / (norm + 1e-6)) / count.
+GradClipResult gradClip(const std::vector<const Tensor *> &grads, double count,
+                        double maxNorm);
 
 } // namespace llamac::ref
 

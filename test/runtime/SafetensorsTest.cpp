@@ -329,7 +329,8 @@ TEST_F(SafetensorsTest, ReadsAFileBuiltByHandFromTheSpec) {
   // size that is not a multiple of 8, and "-0" as a dimension.
   std::string header = "{\"__metadata__\" : {\"format\": \"pt\", "
                        "\"note\": \"caf\\u00e9 \\\"q\\\" \\ud83d\\ude00\\/\"},\n"
-                       "\t\"w\": {\"shape\": [2], \"dtype\": \"F16\", \"data_offsets\": [8, 12]},\r\n"
+                       "\t\"w\": {\"shape\": [2], \"dtype\": \"F16\", "
+                       "\"data_offsets\": [8, 12]},\r\n"
                        " \"x\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
                        "\"e\":{\"dtype\":\"I64\",\"shape\":[-0,3],\"data_offsets\":[12,12]},"
                        "\"i\\u00E9\":{\"dtype\":\"I32\",\"shape\":[1,1],\"data_offsets\":[4,8]},"
@@ -807,7 +808,9 @@ TEST_F(SafetensorsTest, InvalidInputLeavesTheExistingFileUnchanged) {
   const std::vector<Case> cases = {
       {{{"w", &shortData}}, {}, "tensor 'w': F32[2x3] needs 6 values but the tensor holds 5"},
       {{{"w", &good}, {"w", &good}}, {}, "tensor 'w': duplicate tensor name"},
-      {{{"__metadata__", &good}}, {}, "tensor '__metadata__': the name is reserved for the metadata"},
+      {{{"__metadata__", &good}},
+       {},
+       "tensor '__metadata__': the name is reserved for the metadata"},
       {{{"n", nullptr}}, {}, "tensor 'n': null tensor"},
       {{{"neg", &negative}}, {}, "tensor 'neg': negative dimension in shape F32[-1]"},
       {{{"bad\xff", &good}}, {}, "tensor 'bad\xff': the name is not valid UTF-8"},
