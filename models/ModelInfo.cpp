@@ -4,6 +4,7 @@
 #include "passes/Passes.h"
 #include "passes/Remat.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
@@ -119,6 +120,92 @@ LogicalResult llamac::measureRemat(ModuleOp expanded, ModelInfo &info) {
   return success();
 }
 
+ModelInfo::Traffic llamac::intermediateTraffic(func::FuncOp fn) {
+  ModelInfo::Traffic t;
+  auto bytes = [](Type type) -> double {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor || !tensor.hasStaticShape())
+      return 0;
+    return double(tensor.getNumElements()) * ((tensor.getElementTypeBitWidth() + 7) / 8);
+  };
+  auto isFree = [](Operation *op) {
+    return isa<GetParamOp, SetParamOp, SplitDimOp, MergeDimsOp, arith::ConstantOp,
+               func::ReturnOp, YieldOp>(op) ||
+           op->getParentOfType<FusedElementwiseOp>();
+  };
+  // The value a view stands for.
+  auto root = [](Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (!isa<SplitDimOp, MergeDimsOp>(def))
+        break;
+      v = def->getOperand(0);
+    }
+    return v;
+  };
+  fn.walk([&](Operation *op) {
+    if (isFree(op))
+      return;
+    // Results that only update parameters or optimizer state are not intermediates.
+    for (Value r : op->getResults())
+      if (!llvm::all_of(r.getUsers(), [](Operation *u) { return isa<SetParamOp>(u); }) ||
+          r.use_empty())
+        t.written += bytes(r.getType());
+    for (Value v : op->getOperands()) {
+      Operation *def = root(v).getDefiningOp();
+      if (def && !isa<GetParamOp, arith::ConstantOp>(def))
+        t.read += bytes(v.getType());
+    }
+    // What unfused implementations of these ops put in memory on top.
+    auto scores = [&](Value q, Value k) {
+      auto qt = cast<RankedTensorType>(q.getType()), kt = cast<RankedTensorType>(k.getType());
+      return 4.0 * qt.getDimSize(0) * qt.getDimSize(2) * qt.getDimSize(1) * kt.getDimSize(1);
+    };
+    if (auto a = dyn_cast<AttentionOp>(op)) {
+      t.written += 2 * scores(a.getQuery(), a.getKey()); // scores, probabilities
+      t.read += 2 * scores(a.getQuery(), a.getKey());
+    } else if (auto g = dyn_cast<AttentionGradOp>(op)) {
+      t.written += 2 * scores(g.getQuery(), g.getKey()); // probabilities, their gradient
+      t.read += 2 * scores(g.getQuery(), g.getKey());
+    } else if (auto c = dyn_cast<CrossEntropyOp>(op)) {
+      t.written += bytes(c.getLogits().getType()); // probabilities
+      t.read += bytes(c.getLogits().getType());
+    } else if (auto c = dyn_cast<CrossEntropyGradOp>(op)) {
+      t.written += bytes(c.getLogits().getType());
+      t.read += bytes(c.getLogits().getType());
+    }
+  });
+  return t;
+}
+
+LogicalResult llamac::measureTraffic(ModuleOp expanded, ModelInfo &info) {
+  auto model = dyn_cast_or_null<ModelOp>(
+      SymbolTable::lookupSymbolIn(expanded, StringAttr::get(expanded.getContext(), info.name)));
+  if (!model || !model.lookupFunction("loss"))
+    return success();
+  for (bool fuse : {false, true}) {
+    OwningOpRef<ModuleOp> copy = expanded.clone();
+    PassManager pm(expanded.getContext(), ModuleOp::getOperationName());
+    TrainingPipelineOptions options;
+    options.batch = info.batch;
+    options.seq = info.seq;
+    for (auto *o : {&options.fuseSwiGLU, &options.fuseQKVRoPE, &options.fuseAddRMSNorm,
+                    &options.fuseAttention, &options.fuseCrossEntropy, &options.fuseAdamW,
+                    &options.fuseElementwise})
+      *o = fuse;
+    buildTrainingPipeline(pm, options);
+    if (failed(pm.run(*copy)))
+      return failure();
+    auto m = cast<ModelOp>(SymbolTable::lookupSymbolIn(*copy, model.getSymNameAttr()));
+    ModelInfo::Traffic &t = fuse ? info.fused : info.unfused;
+    for (StringRef name : {"train_grad", "train_update"}) {
+      ModelInfo::Traffic f = intermediateTraffic(m.lookupFunction(name));
+      t.written += f.written;
+      t.read += f.read;
+    }
+  }
+  return success();
+}
+
 std::string llamac::humanCount(double n) {
   const char *units[] = {"", "K", "M", "B", "T"};
   int u = 0;
@@ -177,6 +264,11 @@ void llamac::printModelInfo(const ModelInfo &info, llvm::raw_ostream &os) {
   for (const ModelInfo::Remat &r : info.remat)
     os << "memory activations kept for the backward, remat " << r.policy << ": "
        << humanBytes(r.total) << " (largest layer " << humanBytes(r.largestLayer) << ")\n";
+  if (info.unfused.written > 0)
+    os << "intermediate traffic per training step: unfused " << humanBytes(info.unfused.written)
+       << " written, " << humanBytes(info.unfused.read) << " read; fused "
+       << humanBytes(info.fused.written) << " written, " << humanBytes(info.fused.read)
+       << " read\n";
   os << "memory total for training: "
      << humanBytes(info.paramBytes + 12 * p + info.activationBytes) << "\n";
 }

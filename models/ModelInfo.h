@@ -43,6 +43,17 @@ struct ModelInfo {
   };
   std::vector<Remat> remat;
 
+  /// Bytes of intermediate tensors written and read by one training step (@train_grad and
+  /// @train_update), without and with the fusion passes. Parameter and optimizer-state
+  /// traffic is not counted; reshapes are views. An unfused llama.attention (and its gradient) is
+  /// counted as an unfused implementation runs it: the [B, H, T, S] scores and
+  /// probabilities written and read once each; an unfused cross_entropy likewise writes and
+  /// reads the probabilities.
+  struct Traffic {
+    double written = 0, read = 0;
+  };
+  Traffic unfused, fused;
+
   double tokens() const { return double(batch) * double(seq); }
   /// Training FLOPs per token: forward plus backward (twice the forward), the convention of
   /// Kaplan et al. and PaLM (no discount for the causal mask).
@@ -61,6 +72,13 @@ mlir::LogicalResult measureForward(llama::ModelOp expanded, ModelInfo &info);
 /// Fills info.remat by differentiating a copy of `expanded`'s @loss under each policy.
 /// Does nothing for a model without @loss.
 mlir::LogicalResult measureRemat(mlir::ModuleOp expanded, ModelInfo &info);
+
+/// Fills info.unfused and info.fused by compiling copies of `expanded` (the llamac-frontend
+/// output) through the training pipeline without and with fusion.
+mlir::LogicalResult measureTraffic(mlir::ModuleOp expanded, ModelInfo &info);
+
+/// The intermediate bytes one function writes and reads (see ModelInfo::Traffic).
+ModelInfo::Traffic intermediateTraffic(mlir::func::FuncOp fn);
 
 /// The report `llamac info` prints: one `key: value` line per figure.
 void printModelInfo(const ModelInfo &info, llvm::raw_ostream &os);

@@ -42,10 +42,26 @@ struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipeli
   Option<std::string> remat{*this, "remat",
                             llvm::cl::desc("Rematerialisation: none, selective or full"),
                             llvm::cl::init("selective")};
+  // Each fusion can be turned off (all are on by default).
+  Option<bool> fuseSwiGLU{*this, "fuse-swiglu", llvm::cl::desc("llamac-fuse-swiglu"),
+                          llvm::cl::init(true)};
+  Option<bool> fuseQKVRoPE{*this, "fuse-qkv-rope", llvm::cl::desc("llamac-fuse-qkv-rope"),
+                           llvm::cl::init(true)};
+  Option<bool> fuseAddRMSNorm{*this, "fuse-add-rms-norm",
+                              llvm::cl::desc("llamac-fuse-add-rms-norm"), llvm::cl::init(true)};
+  Option<bool> fuseAttention{*this, "fuse-attention", llvm::cl::desc("llamac-fuse-attention"),
+                             llvm::cl::init(true)};
+  Option<bool> fuseCrossEntropy{*this, "fuse-cross-entropy",
+                                llvm::cl::desc("llamac-fuse-cross-entropy"),
+                                llvm::cl::init(true)};
+  Option<bool> fuseAdamW{*this, "fuse-adamw", llvm::cl::desc("llamac-fuse-adamw"),
+                         llvm::cl::init(true)};
+  Option<bool> fuseElementwise{*this, "fuse-elementwise",
+                               llvm::cl::desc("llamac-fuse-elementwise"), llvm::cl::init(true)};
 };
 
-/// llamac-frontend, inlining, llamac-autodiff of @loss, llamac-remat, llamac-train-step,
-/// CSE.
+/// llamac-frontend, inlining, the forward fusions, llamac-autodiff of @loss, llamac-remat,
+/// llamac-train-step, the AdamW and pointwise fusions, CSE.
 void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);
 
 /// Registers every llamac pass and the named pipelines (`llamac-frontend`).

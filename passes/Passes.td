@@ -99,7 +99,8 @@ def LlamaRemat : Pass<"llamac-remat", "::mlir::ModuleOp"> {
     In every function with a backward (ops tagged `llama.backward`), decides which forward
     values the backward may keep alive and recomputes the others right before their first
     backward use. Policies: `none` keeps everything; `selective` (the LLaMA paper's)
-    keeps the outputs of linear layers, matmuls, attention and the embedding, and each
+    keeps the outputs of linear layers, matmuls, attention (both results of
+    flash_attention) and the embedding, and each
     layer's input, and recomputes norms, RoPE, SiLU and the other pointwise ops; `full`
     keeps only each layer's input (and values outside the layers) and recomputes the
     layer. Gradients are unchanged; `report` prints the activation bytes kept per layer.
@@ -113,6 +114,80 @@ def LlamaRemat : Pass<"llamac-remat", "::mlir::ModuleOp"> {
   let statistics = [
     Statistic<"numRecomputed", "ops-recomputed", "Forward ops cloned into the backward">
   ];
+}
+
+//===----------------------------------------------------------------------------------===//
+// Fusion. The structural fusions (SwiGLU, QKV+RoPE, add+RMSNorm, attention, cross-entropy)
+// run on the forward before llamac-autodiff: each fused op's VJP rule builds its fused
+// backward, so the derived backward is fused by construction. AdamW and pointwise-chain
+// fusion run on the whole training program afterwards. Each pass counts what it fused
+// (pass statistics; also printed by `report`).
+//===----------------------------------------------------------------------------------===//
+
+class FusionPass<string arg, string summary_, string descr> : Pass<arg, "::mlir::ModuleOp"> {
+  let summary = summary_;
+  let description = descr;
+  let statistics = [Statistic<"numFused", "fused", "Patterns fused">];
+  let options = [Option<"report", "report", "bool", "false",
+                        "Print the number of patterns fused">];
+}
+
+def LlamaFuseSwiGLU : FusionPass<"llamac-fuse-swiglu", "Fuse the SwiGLU feed-forward input",
+  [{`mul(silu(linear(x, W1)), linear(x, W3))`, when each intermediate has no other user,
+    becomes `swiglu(linear(x, concat(W1, W3)))`: one matmul instead of two, one pointwise
+    op instead of two. Its backward (the VJP of llama.swiglu) is one swiglu_grad and one
+    matmul for the input gradient.}]>;
+
+def LlamaFuseQKVRoPE : FusionPass<"llamac-fuse-qkv-rope",
+  "Fuse the Q, K, V projections with RoPE into one matmul and one op",
+  [{When attention's query and key are `rope(split_dim(linear(x, Wq|Wk)))` and its value
+    `split_dim(linear(x, Wv))` with one `x`, one theta and offset, and no other users:
+    `qkv_rope(linear(x, concat(Wq, Wk, Wv)))`, which yields q, k and v in attention's
+    layout. Its backward is one qkv_rope_grad (inverse rotation and repacking) and one
+    matmul.}]>;
+
+def LlamaFuseAddRMSNorm : FusionPass<"llamac-fuse-add-rms-norm",
+  "Fuse the residual add with the RMSNorm that follows it",
+  [{`rms_norm(add(x, r), w)` becomes `add_rms_norm(x, r, w)`, which returns both the sum
+    (the residual stream, which may have other users) and the normalised value.}]>;
+
+def LlamaFuseAttention : FusionPass<"llamac-fuse-attention",
+  "Attention with flash-attention semantics",
+  [{Every llama.attention becomes llama.flash_attention (online softmax by tiles, row
+    log-sum-exp kept for the backward), tiles of `block-q` x `block-k`.}]> {
+  let options = [
+    Option<"report", "report", "bool", "false", "Print the number of patterns fused">,
+    Option<"blockQ", "block-q", "int64_t", "64", "Query tile">,
+    Option<"blockK", "block-k", "int64_t", "64", "Key tile">
+  ];
+}
+
+def LlamaFuseCrossEntropy : FusionPass<"llamac-fuse-cross-entropy",
+  "Cross-entropy fused with log-softmax, by vocabulary chunks",
+  [{Every llama.cross_entropy becomes llama.fused_cross_entropy (online log-sum-exp over
+    chunks of `chunk` vocabulary entries; the backward computes the logits gradient from
+    the kept log-sum-exp without a probability tensor).}]> {
+  let options = [
+    Option<"report", "report", "bool", "false", "Print the number of patterns fused">,
+    Option<"chunk", "chunk", "int64_t", "4096", "Vocabulary chunk">
+  ];
+}
+
+def LlamaFuseAdamW : FusionPass<"llamac-fuse-adamw", "AdamW over all parameters as one op",
+  [{The llama.adamw ops of a function that share learning rate, step, gradient scale and
+    hyper-parameters become one llama.multi_adamw, placed before the first parameter
+    write.}]>;
+
+def LlamaFuseElementwise : FusionPass<"llamac-fuse-elementwise",
+  "Fuse chains of pointwise ops into one loop",
+  [{A pointwise op whose operands come from other pointwise ops of the same shape, each
+    used only there, is merged with them into llama.fused_elementwise, whose body computes
+    one element with scalar arith and math ops.}]>;
+
+def LlamaDecompose : Pass<"llamac-decompose", "::mlir::ModuleOp"> {
+  let summary = "Replace every fused op by its decomposition into primitives";
+  let description = [{The inverse of the fusion passes, op by op, through
+    DecomposableOpInterface: the reference the fused ops are checked against.}];
 }
 
 #endif // LLAMAC_PASSES_TD

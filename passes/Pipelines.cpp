@@ -18,6 +18,16 @@ void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOpti
   frontend.seq = options.seq;
   buildFrontendPipeline(pm, frontend);
   pm.addPass(createInlinerPass());
+  if (options.fuseSwiGLU)
+    pm.addPass(createLlamaFuseSwiGLU());
+  if (options.fuseQKVRoPE)
+    pm.addPass(createLlamaFuseQKVRoPE());
+  if (options.fuseAddRMSNorm)
+    pm.addPass(createLlamaFuseAddRMSNorm());
+  if (options.fuseAttention)
+    pm.addPass(createLlamaFuseAttention());
+  if (options.fuseCrossEntropy)
+    pm.addPass(createLlamaFuseCrossEntropy());
   pm.addPass(createLlamaAutodiff());
   LlamaRematOptions remat;
   remat.policy = options.remat;
@@ -28,6 +38,10 @@ void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOpti
   step.weightDecay = options.weightDecay;
   step.maxGradNorm = options.maxGradNorm;
   pm.addPass(createLlamaTrainStep(step));
+  if (options.fuseAdamW)
+    pm.addPass(createLlamaFuseAdamW());
+  if (options.fuseElementwise)
+    pm.addPass(createLlamaFuseElementwise());
   pm.addPass(createCSEPass());
 }
 

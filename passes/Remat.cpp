@@ -133,7 +133,7 @@ struct RematPass : llamac::impl::LlamaRematBase<RematPass> {
       return true;
     if (policy == "full")
       return false;
-    return isa<LinearOp, MatmulOp, AttentionOp, EmbeddingOp>(def);
+    return isa<LinearOp, MatmulOp, AttentionOp, FlashAttentionOp, EmbeddingOp>(def);
   }
 
   void rematerialise(func::FuncOp fn) {

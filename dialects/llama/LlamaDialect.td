@@ -28,7 +28,8 @@ def Llama_Dialect : Dialect {
     are inferred from the operands, so the assembly shows only operand types.
   }];
   let useDefaultAttributePrinterParser = 1;
-  let dependentDialects = ["::mlir::func::FuncDialect"];
+  let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
 }
 
 //===----------------------------------------------------------------------------------===//

@@ -21,4 +21,18 @@ def VJPOpInterface : OpInterface<"VJPOpInterface"> {
   ];
 }
 
+def DecomposableOpInterface : OpInterface<"DecomposableOpInterface"> {
+  let cppNamespace = "::llamac::llama";
+  let description = [{
+    A fused op's meaning in primitives: `decompose` builds, with `b`, values equal to the
+    op's results from primitive llama ops. `llamac-decompose` applies it, and the tests run
+    every fused op against its decomposition in the interpreter.
+  }];
+  let methods = [
+    InterfaceMethod<"Build the op's results from primitive ops.",
+      "::llvm::LogicalResult", "decompose",
+      (ins "::mlir::OpBuilder &":$b, "::llvm::SmallVectorImpl<::mlir::Value> &":$results)>
+  ];
+}
+
 #endif // LLAMA_INTERFACES_TD

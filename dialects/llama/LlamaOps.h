@@ -3,7 +3,9 @@
 #define LLAMAC_DIALECTS_LLAMA_LLAMAOPS_H
 
 #include "dialects/llama/LlamaDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/IR/SymbolTable.h"

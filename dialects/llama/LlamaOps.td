@@ -33,6 +33,7 @@ def Llama_I64Scalar : 0DTensorOf<[I64]>,
 // storage. Reads are not Pure so that CSE never merges a read across a write.
 def Llama_ParamResource : Resource<"::llamac::llama::ParamResource">;
 def VJP : DeclareOpInterfaceMethods<VJPOpInterface>;
+def Decomposable : DeclareOpInterfaceMethods<DecomposableOpInterface>;
 
 //===----------------------------------------------------------------------------------===//
 // Structure
@@ -682,6 +683,329 @@ def Llama_AdamWOp : Llama_Op<"adamw", [Pure, AllTypesMatch<["param", "grad", "m"
     type($param)
   }];
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------------------===//
+// Fused ops: what the fusion passes (passes/Fuse*.cpp) produce. Each decomposes back into
+// primitives (DecomposableOpInterface) and, where it appears before autodiff, has a VJP rule
+// that builds its fused backward.
+//===----------------------------------------------------------------------------------===//
+
+def Llama_SwiGLUOp : Llama_Op<"swiglu", [Pure, InferTypeOpAdaptor, VJP, Decomposable]> {
+  let summary = "SwiGLU on a concatenated gate and up projection";
+  let description = [{
+    `input` holds `[gate, up]` along its last dimension (size 2F, the output of one matmul
+    against `[W1; W3]`); `result = silu(gate) * up`, size F.
+
+    ```mlir
+    %m = llama.swiglu %gu : tensor<?x?x22016xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def Llama_SwiGLUGradOp : Llama_Op<"swiglu_grad", [Pure, Decomposable,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "gradient of SwiGLU with respect to the concatenated projection";
+  let description = [{
+    `result = [grad * up * silu'(gate), grad * silu(gate)]` along the last dimension.
+
+    ```mlir
+    %dgu = llama.swiglu_grad %gu, %dm : tensor<?x?x22016xf32>, tensor<?x?x11008xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$grad);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` type($input) `,` type($grad)";
+}
+
+def Llama_QKVRoPEOp : Llama_Op<"qkv_rope", [Pure, VJP, Decomposable,
+    AllTypesMatch<["k", "v"]>]> {
+  let summary = "split a fused QKV projection into heads and rotate q and k";
+  let description = [{
+    `input` is `[batch, seq, (heads + 2 kv_heads) * head_dim]`, the output of one matmul
+    against `[Wq; Wk; Wv]`. Returns q `[batch, seq, heads, head_dim]` and k, v
+    `[batch, seq, kv_heads, head_dim]`, the layout attention takes, with q and k rotated
+    as by `llama.rope` (theta, offset).
+
+    ```mlir
+    %q, %k, %v = llama.qkv_rope %qkv heads 32 kv_heads 8 theta 1.0e+04
+        : tensor<?x?x6144xf32> -> tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, I64Attr:$heads, I64Attr:$kv_heads,
+                       F64Attr:$theta, Optional<Index>:$offset);
+  let results = (outs Llama_FloatTensor:$q, Llama_FloatTensor:$k, Llama_FloatTensor:$v);
+  let assemblyFormat = [{
+    $input `heads` $heads `kv_heads` $kv_heads `theta` $theta (`offset` $offset^)? attr-dict
+    `:` type($input) `->` type($q) `,` type($k)
+  }];
+  let hasVerifier = 1;
+}
+
+def Llama_QKVRoPEGradOp : Llama_Op<"qkv_rope_grad", [Pure, Decomposable,
+    AllTypesMatch<["k_grad", "v_grad"]>]> {
+  let summary = "gradient of qkv_rope: inverse rotation and repacking in one op";
+  let description = [{
+    ```mlir
+    %dqkv = llama.qkv_rope_grad %dq, %dk, %dv theta 1.0e+04
+        : tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32> -> tensor<?x?x6144xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$q_grad, Llama_FloatTensor:$k_grad,
+                       Llama_FloatTensor:$v_grad, F64Attr:$theta, Optional<Index>:$offset);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q_grad `,` $k_grad `,` $v_grad `theta` $theta (`offset` $offset^)? attr-dict `:`
+    type($q_grad) `,` type($k_grad) `->` type($result)
+  }];
+}
+
+def Llama_AddRMSNormOp : Llama_Op<"add_rms_norm", [Pure, VJP, Decomposable,
+    AllTypesMatch<["input", "residual", "sum", "normed"]>]> {
+  let summary = "residual add followed by RMSNorm, both results";
+  let description = [{
+    `sum = input + residual`, `normed = rms_norm(sum, weight, eps)`: the pre-norm pattern of
+    every LLaMA layer, one pass over the residual stream.
+
+    ```mlir
+    %h, %hn = llama.add_rms_norm %x, %attn, %w eps 1.0e-05
+        : tensor<?x?x4096xf32>, tensor<4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$residual,
+                       Llama_FloatTensor:$weight, F64Attr:$eps);
+  let results = (outs Llama_FloatTensor:$sum, Llama_FloatTensor:$normed);
+  let assemblyFormat = "$input `,` $residual `,` $weight `eps` $eps attr-dict `:` "
+                       "type($input) `,` type($weight)";
+  let hasVerifier = 1;
+}
+
+def Llama_AddRMSNormGradOp : Llama_Op<"add_rms_norm_grad", [Pure, Decomposable,
+    AllTypesMatch<["sum", "normed_grad", "sum_grad", "input_grad"]>,
+    AllTypesMatch<["weight", "weight_grad"]>]> {
+  let summary = "gradient of add_rms_norm";
+  let description = [{
+    With `dn` the cotangent of `normed` and `ds` that of `sum`: `input_grad = ds +
+    rms_norm_input_grad(sum, weight, dn)` (also the residual's gradient) and
+    `weight_grad`.
+
+    ```mlir
+    %dx, %dw = llama.add_rms_norm_grad %h, %w, %dn, %ds eps 1.0e-05
+        : tensor<?x?x4096xf32>, tensor<4096xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$sum, Llama_FloatTensor:$weight,
+                       Llama_FloatTensor:$normed_grad, Llama_FloatTensor:$sum_grad,
+                       F64Attr:$eps);
+  let results = (outs Llama_FloatTensor:$input_grad, Llama_FloatTensor:$weight_grad);
+  let assemblyFormat = "$sum `,` $weight `,` $normed_grad `,` $sum_grad `eps` $eps attr-dict "
+                       "`:` type($sum) `,` type($weight)";
+}
+
+def Llama_FlashAttentionOp : Llama_Op<"flash_attention", [Pure, InferTypeOpAdaptor, VJP,
+    Decomposable]> {
+  let summary = "attention by tiles with an online softmax; keeps the row log-sum-exp";
+  let description = [{
+    The same output as `llama.attention` (same layouts and attributes), computed over key
+    tiles of `block_k` keys for query tiles of `block_q` rows with a running maximum and
+    sum, so that no `seq_q x seq_kv` score matrix exists; `lse[b, t, h]` (f32) is the
+    log-sum-exp of the scaled, masked scores of each row, which the backward uses to
+    recompute probabilities tile by tile. Rows with no visible key have lse -inf and zero
+    output.
+
+    ```mlir
+    %o, %lse = llama.flash_attention %q, %k, %v causal block_q 64 block_k 64
+        : tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32>, tensor<?x?x8x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$query, Llama_FloatTensor:$key,
+                       Llama_FloatTensor:$value, UnitAttr:$causal,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window,
+                       OptionalAttr<F64Attr>:$scale,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$block_q,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$block_k);
+  let results = (outs Llama_FloatTensor:$result, RankedTensorOf<[F32]>:$lse);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`causal` $causal^)? (`window` $window^)? (`scale` $scale^)?
+    `block_q` $block_q `block_k` $block_k attr-dict `:` type($query) `,` type($key) `,`
+    type($value)
+  }];
+  let extraClassDeclaration = [{
+    double getEffectiveScale();
+  }];
+}
+
+def Llama_FlashAttentionGradOp : Llama_Op<"flash_attention_grad", [Pure, Decomposable,
+    AllTypesMatch<["query", "output", "grad", "query_grad"]>,
+    AllTypesMatch<["key", "key_grad"]>, AllTypesMatch<["value", "value_grad"]>]> {
+  let summary = "attention backward from the saved output and log-sum-exp";
+  let description = [{
+    dq, dk, dv of `llama.flash_attention`, recomputing each tile's probabilities as
+    `exp(scale q.k - lse)` and using `D = rowsum(do * o)`, as FlashAttention-2 does.
+
+    ```mlir
+    %dq, %dk, %dv = llama.flash_attention_grad %q, %k, %v, %o, %lse, %do causal
+        block_q 64 block_k 64
+        : tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32>, tensor<?x?x8x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$query, Llama_FloatTensor:$key,
+                       Llama_FloatTensor:$value, Llama_FloatTensor:$output,
+                       RankedTensorOf<[F32]>:$lse, Llama_FloatTensor:$grad, UnitAttr:$causal,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window,
+                       OptionalAttr<F64Attr>:$scale,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$block_q,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$block_k);
+  let results = (outs Llama_FloatTensor:$query_grad, Llama_FloatTensor:$key_grad,
+                      Llama_FloatTensor:$value_grad);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $output `,` $lse `,` $grad (`causal` $causal^)?
+    (`window` $window^)? (`scale` $scale^)? `block_q` $block_q `block_k` $block_k attr-dict
+    `:` type($query) `,` type($key) `,` type($value) `,` type($lse)
+  }];
+  let extraClassDeclaration = [{
+    double getEffectiveScale();
+  }];
+}
+
+def Llama_AttentionLSEOp : Llama_Op<"attention_lse", [Pure]> {
+  let summary = "row log-sum-exp of attention scores (reference primitive)";
+  let description = [{
+    `result[b, t, h]` (f32) is the log-sum-exp over the visible keys of the scaled scores of
+    query row `(b, t, h)`, with `llama.attention`'s masking; -inf for a row with no visible
+    key. The primitive that flash_attention's second result decomposes to.
+
+    ```mlir
+    %lse = llama.attention_lse %q, %k causal : tensor<?x?x32x128xf32>, tensor<?x?x8x128xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$query, Llama_FloatTensor:$key, UnitAttr:$causal,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window,
+                       OptionalAttr<F64Attr>:$scale);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $query `,` $key (`causal` $causal^)? (`window` $window^)? (`scale` $scale^)? attr-dict
+    `:` type($query) `,` type($key) `->` type($result)
+  }];
+}
+
+def Llama_LogSumExpOp : Llama_Op<"logsumexp", [Pure, InferTypeOpAdaptor]> {
+  let summary = "log-sum-exp over the last dimension";
+  let description = [{
+    ```mlir
+    %lse = llama.logsumexp %logits : tensor<?x?x32000xf32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$input);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def Llama_FusedCrossEntropyOp : Llama_Op<"fused_cross_entropy", [Pure, InferTypeOpAdaptor,
+    VJP, Decomposable]> {
+  let summary = "cross-entropy by vocabulary chunks; keeps the row log-sum-exp";
+  let description = [{
+    The loss of `llama.cross_entropy`, computed with an online log-sum-exp over chunks of
+    `chunk` vocabulary entries, so that no probability tensor exists; `lse` (f32, one per
+    row) is kept for the backward.
+
+    ```mlir
+    %loss, %lse = llama.fused_cross_entropy %logits, %targets chunk 8192
+        : tensor<?x?x32000xf32>, tensor<?x?xi32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$logits, Llama_TokenTensor:$targets,
+                       DefaultValuedAttr<I64Attr, "-1">:$ignore_index,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$chunk);
+  let results = (outs 0DTensorOf<[F32]>:$loss, RankedTensorOf<[F32]>:$lse);
+  let assemblyFormat = "$logits `,` $targets (`ignore_index` $ignore_index^)? `chunk` $chunk "
+                       "attr-dict `:` type($logits) `,` type($targets)";
+  }
+
+def Llama_FusedCrossEntropyGradOp : Llama_Op<"fused_cross_entropy_grad", [Pure, Decomposable,
+    AllTypesMatch<["logits", "result"]>]> {
+  let summary = "logits gradient from the saved log-sum-exp, chunk by chunk";
+  let description = [{
+    `result[i, v] = grad * (exp(logits[i, v] - lse[i]) - [v == target_i]) / count`, zeros
+    for ignored rows: `llama.cross_entropy_grad` without recomputing the softmax.
+
+    ```mlir
+    %dl = llama.fused_cross_entropy_grad %logits, %targets, %lse, %dloss chunk 8192
+        : tensor<?x?x32000xf32>, tensor<?x?xi32>
+    ```
+  }];
+  let arguments = (ins Llama_FloatTensor:$logits, Llama_TokenTensor:$targets,
+                       RankedTensorOf<[F32]>:$lse, Llama_F32Scalar:$grad,
+                       DefaultValuedAttr<I64Attr, "-1">:$ignore_index,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$chunk);
+  let results = (outs Llama_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $targets `,` $lse `,` $grad (`ignore_index` $ignore_index^)? `chunk` $chunk
+    attr-dict `:` type($logits) `,` type($targets) `,` type($lse)
+  }];
+}
+
+def Llama_MultiAdamWOp : Llama_Op<"multi_adamw", [Pure, AttrSizedOperandSegments,
+                                                 Decomposable]> {
+  let summary = "AdamW over many parameters in one update";
+  let description = [{
+    `llama.adamw` applied to every (param, grad, m, v) quadruple with one learning rate,
+    step and gradient scale; `weight_decays` gives each parameter's decay. Results: the new
+    parameters, then the new first moments, then the new second moments.
+
+    ```mlir
+    %r:6 = llama.multi_adamw params [%p0, %p1] grads [%g0, %g1] m [%m0, %m1] v [%v0, %v1]
+        lr %lr step %s
+        grad_scale %c beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decays [0.0, 0.1]
+        : tensor<4096xf32>, tensor<4096x4096xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Llama_FloatTensor>:$params, Variadic<Llama_FloatTensor>:$grads,
+                       Variadic<Llama_FloatTensor>:$ms, Variadic<Llama_FloatTensor>:$vs,
+                       Llama_F32Scalar:$lr, Llama_I64Scalar:$step, Llama_F32Scalar:$grad_scale,
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
+                       DenseF64ArrayAttr:$weight_decays);
+  let results = (outs Variadic<Llama_FloatTensor>:$results);
+  let assemblyFormat = [{
+    `params` ` ` `[` $params `]` `grads` ` ` `[` $grads `]` `m` ` ` `[` $ms `]` `v` ` ` `[` $vs `]`
+    `lr` $lr `step` $step
+    `grad_scale` $grad_scale `beta1` $beta1 `beta2` $beta2 `eps` $eps `weight_decays`
+    $weight_decays attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Llama_FusedElementwiseOp : Llama_Op<"fused_elementwise", [Pure, SingleBlock,
+    Decomposable]> {
+  let summary = "a chain of elementwise ops as one loop over the elements";
+  let description = [{
+    All operands and the result have one shape. The region computes one result element from
+    one element of each operand with scalar `arith` and `math` ops (f32 scalars);
+    `llama.yield` returns it.
+
+    ```mlir
+    %r = llama.fused_elementwise %a, %b : tensor<?x?x4096xf32>, tensor<?x?x4096xf32>
+        -> tensor<?x?x4096xf32> {
+    ^bb0(%x: f32, %y: f32):
+      %s = arith.mulf %x, %y : f32
+      llama.yield %s : f32
+    }
+    ```
+  }];
+  let arguments = (ins Variadic<Llama_FloatTensor>:$inputs);
+  let results = (outs Llama_FloatTensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result) $body";
+  let hasVerifier = 1;
+}
+
+def Llama_YieldOp : Llama_Op<"yield", [Pure, Terminator, HasParent<"FusedElementwiseOp">]> {
+  let summary = "the element a fused_elementwise body computes";
+  let arguments = (ins AnyFloat:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
 #endif // LLAMA_OPS_TD

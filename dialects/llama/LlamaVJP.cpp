@@ -41,6 +41,19 @@ Value binary(OpBuilder &b, Location loc, Value x, Value y) {
   return OpTy::create(b, loc, x.getType(), x, y);
 }
 
+/// A zero tensor of `type` (static shapes only): the cotangent of a result nothing used.
+FailureOr<Value> zerosLike(OpBuilder &b, Operation *op, Type type) {
+  auto t = cast<RankedTensorType>(type);
+  if (!t.hasStaticShape())
+    return op->emitOpError("VJP needs a static shape to build a zero cotangent");
+  return Value(arith::ConstantOp::create(b, op->getLoc(), cast<TypedAttr>(b.getZeroAttr(t))));
+}
+
+/// `c`, or zeros of `type` if `c` is null.
+FailureOr<Value> orZeros(OpBuilder &b, Operation *op, Value c, Type type) {
+  return c ? FailureOr<Value>(c) : zerosLike(b, op, type);
+}
+
 Value scale(OpBuilder &b, Location loc, Value x, double factor) {
   return ScaleOp::create(b, loc, x.getType(), x, b.getF64FloatAttr(factor));
 }
@@ -265,5 +278,62 @@ LogicalResult PadOp::buildVJP(OpBuilder &b, ValueRange ct, SmallVectorImpl<Value
     return emitOpError("VJP needs a static size along the padded dim ") << getDim();
   out.push_back(SliceOp::create(b, getLoc(), ct[0], getDimAttr(), getBeforeAttr(),
                                 b.getI64IntegerAttr(size)));
+  return success();
+}
+
+//===--- fused ops --------------------------------------------------------------------===//
+
+LogicalResult SwiGLUOp::buildVJP(OpBuilder &b, ValueRange ct, SmallVectorImpl<Value> &out) {
+  out.push_back(SwiGLUGradOp::create(b, getLoc(), getInput(), ct[0]));
+  return success();
+}
+
+LogicalResult QKVRoPEOp::buildVJP(OpBuilder &b, ValueRange ct, SmallVectorImpl<Value> &out) {
+  FailureOr<Value> dq = orZeros(b, *this, ct[0], getQ().getType());
+  FailureOr<Value> dk = orZeros(b, *this, ct[1], getK().getType());
+  FailureOr<Value> dv = orZeros(b, *this, ct[2], getV().getType());
+  if (failed(dq) || failed(dk) || failed(dv))
+    return failure();
+  out.push_back(QKVRoPEGradOp::create(b, getLoc(), getInput().getType(), *dq, *dk, *dv,
+                                      getThetaAttr(), getOffset()));
+  if (getOffset())
+    out.push_back(nullptr);
+  return success();
+}
+
+LogicalResult AddRMSNormOp::buildVJP(OpBuilder &b, ValueRange ct,
+                                     SmallVectorImpl<Value> &out) {
+  FailureOr<Value> ds = orZeros(b, *this, ct[0], getSum().getType());
+  FailureOr<Value> dn = orZeros(b, *this, ct[1], getNormed().getType());
+  if (failed(ds) || failed(dn))
+    return failure();
+  auto g = AddRMSNormGradOp::create(b, getLoc(), getSum(), getWeight(), *dn, *ds, getEpsAttr());
+  out.push_back(g.getInputGrad()); // input and residual get the same gradient
+  out.push_back(g.getInputGrad());
+  out.push_back(g.getWeightGrad());
+  return success();
+}
+
+LogicalResult FlashAttentionOp::buildVJP(OpBuilder &b, ValueRange ct,
+                                         SmallVectorImpl<Value> &out) {
+  if (ct[1])
+    return emitOpError("the log-sum-exp result is for the backward and is not differentiable");
+  auto g = FlashAttentionGradOp::create(b, getLoc(), getQuery().getType(), getKey().getType(),
+                                        getValue().getType(), getQuery(), getKey(), getValue(),
+                                        getResult(), getLse(), ct[0], getCausalAttr(),
+                                        getWindowAttr(), getScaleAttr(), getBlockQAttr(),
+                                        getBlockKAttr());
+  llvm::append_range(out, g.getResults());
+  return success();
+}
+
+LogicalResult FusedCrossEntropyOp::buildVJP(OpBuilder &b, ValueRange ct,
+                                            SmallVectorImpl<Value> &out) {
+  if (ct[1])
+    return emitOpError("the log-sum-exp result is for the backward and is not differentiable");
+  out.push_back(FusedCrossEntropyGradOp::create(b, getLoc(), getLogits(), getTargets(),
+                                                getLse(), ct[0], getIgnoreIndexAttr(),
+                                                getChunkAttr()));
+  out.push_back(nullptr); // targets
   return success();
 }

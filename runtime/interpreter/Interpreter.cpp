@@ -6,6 +6,7 @@
 #include "runtime/interpreter/SimulatedRanks.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 
 #include "mlir/IR/BuiltinTypes.h"
@@ -73,6 +74,87 @@ std::string typeString(Type t) {
   llvm::raw_string_ostream os(s);
   os << t;
   return s;
+}
+
+/// "" if `t` has `shape`, else a message naming `what`. The backward fused ops take shapes
+/// that no verifier relates to each other (the lse of flash_attention_grad and
+/// fused_cross_entropy_grad, swiglu_grad's grad, ...), and their kernels index by them.
+std::string expectShape(const Tensor &t, const std::vector<int64_t> &shape,
+                        const std::string &what) {
+  if (t.shape == shape)
+    return "";
+  return what + " is " + shapeString(t.shape) + " but the op needs " + shapeString(shape);
+}
+
+/// "" if q [b, t, h, d], k and v [b, s, kv, d] fit attention's layout with kv dividing h,
+/// else a message: what AttentionOp's shape rule checks and the shape-rule-less
+/// flash_attention_grad and attention_lse do not, and their kernels rely on.
+std::string attentionShapes(const Tensor &q, const Tensor &k, const Tensor &v,
+                            const std::string &op) {
+  if (q.rank() != 4 || k.rank() != 4 || k.shape != v.shape || k.dim(0) != q.dim(0) ||
+      k.dim(3) != q.dim(3) || k.dim(2) == 0 || q.dim(2) % k.dim(2) != 0)
+    return op + ": query " + shapeString(q.shape) + ", key " + shapeString(k.shape) +
+           " and value " + shapeString(v.shape) + " do not fit [b, t, h, d], [b, s, kv, d] " +
+           "with kv dividing h";
+  return "";
+}
+
+/// llama.fused_elementwise: the body's scalar ops evaluated in block order for each element
+/// index, on doubles. In F32 precision every intermediate is rounded to its scalar type,
+/// as the decomposition rounds each of its whole-tensor intermediates.
+bool fusedElementwise(FusedElementwiseOp op, const std::vector<const Tensor *> &inputs,
+                      Precision precision, Tensor &out, std::string *failure) {
+  Block &body = op.getBody().front();
+  RankedTensorType type = op.getType();
+  if (inputs.empty() && !type.hasStaticShape()) {
+    *failure = "a fused_elementwise without inputs needs a static result shape";
+    return false;
+  }
+  out = Tensor(*toDType(type.getElementType()), inputs.empty()
+                                                     ? std::vector<int64_t>(type.getShape())
+                                                     : inputs.front()->shape);
+  auto rounded = [&](Value v, double x) {
+    std::optional<DType> t = toDType(v.getType());
+    return precision == Precision::F32 && t ? roundTo(*t, x) : x;
+  };
+  llvm::DenseMap<Value, double> values;
+  Value yielded = cast<YieldOp>(body.getTerminator()).getValue();
+  for (int64_t i = 0; i < out.numElements(); ++i) {
+    for (auto [arg, input] : llvm::zip(body.getArguments(), inputs))
+      values[arg] = (*input)[i];
+    for (Operation &scalar : body.without_terminator()) {
+      auto x = [&](unsigned k) { return values.lookup(scalar.getOperand(k)); };
+      std::optional<double> r =
+          llvm::TypeSwitch<Operation *, std::optional<double>>(&scalar)
+              .Case([&](arith::AddFOp) { return x(0) + x(1); })
+              .Case([&](arith::SubFOp) { return x(0) - x(1); })
+              .Case([&](arith::MulFOp) { return x(0) * x(1); })
+              .Case([&](arith::DivFOp) { return x(0) / x(1); })
+              .Case([&](arith::NegFOp) { return -x(0); })
+              .Case([&](arith::MaximumFOp) {
+                // NaN-propagating, as arith.maximumf and llama.max.
+                return std::isnan(x(0)) || std::isnan(x(1)) ? NAN : std::max(x(0), x(1));
+              })
+              .Case([&](math::ExpOp) { return std::exp(x(0)); })
+              .Case([&](math::LogOp) { return std::log(x(0)); })
+              .Case([&](math::SqrtOp) { return std::sqrt(x(0)); })
+              .Case([&](math::RsqrtOp) { return 1.0 / std::sqrt(x(0)); })
+              .Case([&](arith::ConstantOp c) -> std::optional<double> {
+                if (auto f = dyn_cast<FloatAttr>(c.getValue()))
+                  return f.getValueAsDouble();
+                return std::nullopt;
+              })
+              .Default([](Operation *) { return std::nullopt; });
+      if (!r) {
+        *failure = "'" + scalar.getName().getStringRef().str() +
+                   "' is not supported in a fused_elementwise body";
+        return false;
+      }
+      values[scalar.getResult(0)] = rounded(scalar.getResult(0), *r);
+    }
+    out[i] = values.lookup(yielded);
+  }
+  return true;
 }
 
 } // namespace
@@ -528,6 +610,164 @@ bool Interpreter::execute(Operation *op, const std::string &paramPrefix,
             results.push_back(std::move(r.param));
             results.push_back(std::move(r.m));
             results.push_back(std::move(r.v));
+            return true;
+          })
+          // Fused ops (LlamaOps.td, "Fused ops"): each result in the op's result order.
+          .Case([&](SwiGLUOp) {
+            results.push_back(ref::swiglu(in(0)));
+            return true;
+          })
+          .Case([&](SwiGLUGradOp) {
+            std::vector<int64_t> shape = in(0).shape;
+            if (shape.back() % 2 != 0) {
+              failure = "swiglu_grad's input needs an even last dimension (gate and up)";
+              return false;
+            }
+            shape.back() /= 2;
+            failure = expectShape(in(1), shape, "swiglu_grad's grad");
+            if (!failure.empty())
+              return false;
+            results.push_back(ref::swigluGrad(in(0), in(1)));
+            return true;
+          })
+          .Case([&](QKVRoPEOp r) {
+            int64_t offset = r.getOffset() ? int64_t(env[r.getOffset()][0]) : 0;
+            ref::QKV qkv = ref::qkvRope(in(0), r.getHeads(), r.getKvHeads(),
+                                        r.getTheta().convertToDouble(), offset);
+            results.push_back(std::move(qkv.q));
+            results.push_back(std::move(qkv.k));
+            results.push_back(std::move(qkv.v));
+            return true;
+          })
+          .Case([&](QKVRoPEGradOp r) {
+            const Tensor &dq = in(0), &dk = in(1);
+            failure = expectShape(dk, {dq.dim(0), dq.dim(1), dk.dim(2), dq.dim(3)},
+                                  "qkv_rope_grad's k_grad");
+            if (failure.empty() && dq.dim(3) % 2 != 0)
+              failure = "qkv_rope_grad's head_dim must be even";
+            if (!failure.empty())
+              return false;
+            int64_t offset = r.getOffset() ? int64_t(env[r.getOffset()][0]) : 0;
+            results.push_back(
+                ref::qkvRopeGrad(dq, dk, in(2), r.getTheta().convertToDouble(), offset));
+            return true;
+          })
+          .Case([&](AddRMSNormOp n) {
+            ref::AddRMSNormResult r =
+                ref::addRmsNorm(in(0), in(1), in(2), n.getEps().convertToDouble());
+            results.push_back(std::move(r.sum));
+            results.push_back(std::move(r.normed));
+            return true;
+          })
+          .Case([&](AddRMSNormGradOp n) {
+            failure = expectShape(in(1), {in(0).dim(-1)}, "add_rms_norm_grad's weight");
+            if (!failure.empty())
+              return false;
+            ref::RMSNormGrads g = ref::addRmsNormGrad(in(0), in(1), in(2), in(3),
+                                                      n.getEps().convertToDouble());
+            results.push_back(std::move(g.input));
+            results.push_back(std::move(g.weight));
+            return true;
+          })
+          .Case([&](FlashAttentionOp a) {
+            ref::FlashAttentionResult r = ref::flashAttention(
+                in(0), in(1), in(2), a.getCausal(), a.getWindow().value_or(0),
+                a.getEffectiveScale(), a.getBlockQ(), a.getBlockK());
+            results.push_back(std::move(r.out));
+            results.push_back(std::move(r.lse));
+            return true;
+          })
+          .Case([&](FlashAttentionGradOp a) {
+            const Tensor &q = in(0);
+            failure = attentionShapes(q, in(1), in(2), "flash_attention_grad");
+            if (failure.empty())
+              failure = expectShape(in(3), q.shape, "flash_attention_grad's output");
+            if (failure.empty())
+              failure = expectShape(in(4), {q.dim(0), q.dim(1), q.dim(2)},
+                                    "flash_attention_grad's lse");
+            if (!failure.empty())
+              return false;
+            ref::AttentionGrads g = ref::flashAttentionGrad(
+                q, in(1), in(2), in(3), in(4), in(5), a.getCausal(), a.getWindow().value_or(0),
+                a.getEffectiveScale(), a.getBlockQ(), a.getBlockK());
+            results.push_back(std::move(g.query));
+            results.push_back(std::move(g.key));
+            results.push_back(std::move(g.value));
+            return true;
+          })
+          .Case([&](AttentionLSEOp a) {
+            failure = attentionShapes(in(0), in(1), in(1), "attention_lse");
+            if (!failure.empty())
+              return false;
+            // attention_lse has no value operand: the key's head_dim stands in for it in
+            // the default scale, 1/sqrt(head_dim).
+            results.push_back(ref::attentionLse(
+                in(0), in(1), a.getCausal(), a.getWindow().value_or(0),
+                attentionScale(a.getScale(), a.getQuery(), a.getKey(), a.getKey())));
+            return true;
+          })
+          .Case([&](LogSumExpOp) {
+            results.push_back(ref::logsumexp(in(0)));
+            return true;
+          })
+          .Case([&](FusedCrossEntropyOp c) {
+            Tensor loss, lse;
+            if (!ref::fusedCrossEntropy(in(0), in(1), c.getIgnoreIndex(), c.getChunk(), loss,
+                                        lse, &failure))
+              return false;
+            results.push_back(std::move(loss));
+            results.push_back(std::move(lse));
+            return true;
+          })
+          .Case([&](FusedCrossEntropyGradOp c) {
+            std::vector<int64_t> rows = in(0).shape;
+            if (rows.empty()) {
+              failure = "fused_cross_entropy_grad's logits need a vocabulary dimension";
+              return false;
+            }
+            rows.pop_back();
+            failure = expectShape(in(1), rows, "fused_cross_entropy_grad's targets");
+            if (failure.empty())
+              failure = expectShape(in(2), rows, "fused_cross_entropy_grad's lse");
+            if (!failure.empty())
+              return false;
+            Tensor out;
+            if (!ref::fusedCrossEntropyGrad(in(0), in(1), in(2), in(3)[0], c.getIgnoreIndex(),
+                                            c.getChunk(), out, &failure))
+              return false;
+            results.push_back(std::move(out));
+            return true;
+          })
+          .Case([&](MultiAdamWOp a) {
+            auto tensors = [&](ValueRange values) {
+              std::vector<const Tensor *> out;
+              for (Value v : values)
+                out.push_back(&env[v]);
+              return out;
+            };
+            std::vector<ref::AdamWResult> r = ref::multiAdamw(
+                tensors(a.getParams()), tensors(a.getGrads()), tensors(a.getMs()),
+                tensors(a.getVs()), env[a.getLr()][0], int64_t(env[a.getStep()][0]),
+                env[a.getGradScale()][0], a.getBeta1().convertToDouble(),
+                a.getBeta2().convertToDouble(), a.getEps().convertToDouble(),
+                std::vector<double>(a.getWeightDecays().begin(), a.getWeightDecays().end()));
+            // All new parameters, then all first moments, then all second moments.
+            for (ref::AdamWResult &u : r)
+              results.push_back(std::move(u.param));
+            for (ref::AdamWResult &u : r)
+              results.push_back(std::move(u.m));
+            for (ref::AdamWResult &u : r)
+              results.push_back(std::move(u.v));
+            return true;
+          })
+          .Case([&](FusedElementwiseOp f) {
+            std::vector<const Tensor *> ins;
+            for (Value v : f.getInputs())
+              ins.push_back(&env[v]);
+            Tensor out;
+            if (!fusedElementwise(f, ins, precision_, out, &failure))
+              return false;
+            results.push_back(std::move(out));
             return true;
           })
           .Case([&](arith::ConstantOp c) {

@@ -511,4 +511,455 @@ GradClipResult gradClip(const std::vector<const Tensor *> &grads, double count,
   return out;
 }
 
+//===----------------------------------------------------------------------------------===//
+// Fused ops
+//===----------------------------------------------------------------------------------===//
+
+namespace {
+
+/// The keys [lo, hi] that the query at key position `pos` sees: `attention`'s masks
+/// (causal, sliding window) as an interval, so that a tiled kernel can tell which tiles
+/// hold no visible key at all. Empty (lo > hi) when there is none.
+struct KeyRange {
+  int64_t lo, hi;
+};
+KeyRange visibleKeys(int64_t pos, int64_t numKeys, bool causal, int64_t window) {
+  int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+  int64_t hi = causal ? std::min(pos, numKeys - 1) : numKeys - 1;
+  return {lo, hi};
+}
+
+double dotProduct(const double *a, const double *b, int64_t n) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i)
+    acc += a[i] * b[i];
+  return acc;
+}
+
+/// cos and sin of rope's angles at position `pos` for a head of `d` channels, computed as
+/// `rope` computes them so that the fused kernels rotate identically.
+void ropeAngles(double pos, int64_t d, double theta, std::vector<double> &cosines,
+                std::vector<double> &sines) {
+  cosines.resize(d / 2);
+  sines.resize(d / 2);
+  for (int64_t i = 0; i < d / 2; ++i) {
+    double angle = pos * std::pow(theta, -2.0 * double(i) / double(d));
+    cosines[i] = std::cos(angle);
+    sines[i] = std::sin(angle);
+  }
+}
+
+void rotatePairs(const double *in, double *out, const std::vector<double> &cosines,
+                 const std::vector<double> &sines) {
+  for (size_t i = 0; i < cosines.size(); ++i) {
+    double x0 = in[2 * i], x1 = in[2 * i + 1];
+    out[2 * i] = x0 * cosines[i] - x1 * sines[i];
+    out[2 * i + 1] = x0 * sines[i] + x1 * cosines[i];
+  }
+}
+
+std::string targetError(int64_t target, int64_t row, int64_t vocab) {
+  return "target " + std::to_string(target) + " at flat index " + std::to_string(row) +
+         " is outside the vocabulary [0, " + std::to_string(vocab) + ")";
+}
+
+const double kNegInf = -std::numeric_limits<double>::infinity();
+
+} // namespace
+
+Tensor swiglu(const Tensor &x) {
+  int64_t f = x.dim(-1) / 2, rows = outer(x, 1);
+  std::vector<int64_t> shape = x.shape;
+  shape.back() = f;
+  Tensor out(x.dtype, shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *gate = x.data.data() + r * 2 * f, *up = gate + f;
+    for (int64_t i = 0; i < f; ++i)
+      out[r * f + i] = silu(gate[i]) * up[i];
+  }
+  return out;
+}
+
+Tensor swigluGrad(const Tensor &x, const Tensor &grad) {
+  int64_t f = x.dim(-1) / 2, rows = outer(x, 1);
+  Tensor out(x.dtype, x.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *gate = x.data.data() + r * 2 * f, *up = gate + f;
+    const double *g = grad.data.data() + r * f;
+    double *dgate = out.data.data() + r * 2 * f, *dup = dgate + f;
+    for (int64_t i = 0; i < f; ++i) {
+      double s = sigmoid(gate[i]);
+      // silu'(x) = s (1 + x (1 - s)), applied to the cotangent of silu(gate), grad * up.
+      dgate[i] = g[i] * up[i] * s * (1.0 + gate[i] * (1.0 - s));
+      dup[i] = g[i] * silu(gate[i]);
+    }
+  }
+  return out;
+}
+
+QKV qkvRope(const Tensor &x, int64_t heads, int64_t kvHeads, double theta, int64_t offset) {
+  int64_t b = x.dim(0), t = x.dim(1), width = x.dim(2), d = width / (heads + 2 * kvHeads);
+  QKV out{Tensor(x.dtype, {b, t, heads, d}), Tensor(x.dtype, {b, t, kvHeads, d}),
+          Tensor(x.dtype, {b, t, kvHeads, d})};
+  std::vector<double> cosines, sines;
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t ti = 0; ti < t; ++ti) {
+      // One position per row: its angles serve every q and k head of the row.
+      ropeAngles(double(ti + offset), d, theta, cosines, sines);
+      const double *row = x.data.data() + (bi * t + ti) * width;
+      for (int64_t h = 0; h < heads; ++h)
+        rotatePairs(row + h * d, out.q.data.data() + ((bi * t + ti) * heads + h) * d, cosines,
+                    sines);
+      for (int64_t h = 0; h < kvHeads; ++h) {
+        int64_t dst = ((bi * t + ti) * kvHeads + h) * d;
+        rotatePairs(row + (heads + h) * d, out.k.data.data() + dst, cosines, sines);
+        std::copy_n(row + (heads + kvHeads + h) * d, d, out.v.data.begin() + dst);
+      }
+    }
+  return out;
+}
+
+Tensor qkvRopeGrad(const Tensor &dq, const Tensor &dk, const Tensor &dv, double theta,
+                   int64_t offset) {
+  int64_t b = dq.dim(0), t = dq.dim(1), heads = dq.dim(2), d = dq.dim(3);
+  int64_t kvHeads = dk.dim(2), width = (heads + 2 * kvHeads) * d;
+  Tensor out(dq.dtype, {b, t, width});
+  std::vector<double> cosines, sines;
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t ti = 0; ti < t; ++ti) {
+      // The rotation is orthogonal: its transpose is the rotation by the opposite angle.
+      ropeAngles(-double(ti + offset), d, theta, cosines, sines);
+      double *row = out.data.data() + (bi * t + ti) * width;
+      for (int64_t h = 0; h < heads; ++h)
+        rotatePairs(dq.data.data() + ((bi * t + ti) * heads + h) * d, row + h * d, cosines,
+                    sines);
+      for (int64_t h = 0; h < kvHeads; ++h) {
+        int64_t src = ((bi * t + ti) * kvHeads + h) * d;
+        rotatePairs(dk.data.data() + src, row + (heads + h) * d, cosines, sines);
+        std::copy_n(dv.data.begin() + src, d, row + (heads + kvHeads + h) * d);
+      }
+    }
+  return out;
+}
+
+AddRMSNormResult addRmsNorm(const Tensor &x, const Tensor &residual, const Tensor &w,
+                            double eps) {
+  int64_t d = x.dim(-1), rows = outer(x, 1);
+  AddRMSNormResult out{Tensor(x.dtype, x.shape), Tensor(x.dtype, x.shape)};
+  for (int64_t r = 0; r < rows; ++r) {
+    double *sum = out.sum.data.data() + r * d, ss = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      sum[i] = x[r * d + i] + residual[r * d + i];
+      ss += sum[i] * sum[i];
+    }
+    double inv = 1.0 / std::sqrt(ss / double(d) + eps);
+    for (int64_t i = 0; i < d; ++i)
+      out.normed[r * d + i] = sum[i] * inv * w[i];
+  }
+  return out;
+}
+
+RMSNormGrads addRmsNormGrad(const Tensor &sum, const Tensor &w, const Tensor &normedGrad,
+                            const Tensor &sumGrad, double eps) {
+  int64_t d = sum.dim(-1), rows = outer(sum, 1);
+  RMSNormGrads out{Tensor(sum.dtype, sum.shape), Tensor(w.dtype, w.shape)};
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *xr = sum.data.data() + r * d, *gr = normedGrad.data.data() + r * d;
+    double ss = 0, gx = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      ss += xr[i] * xr[i];
+      gx += gr[i] * w[i] * xr[i];
+    }
+    double inv = 1.0 / std::sqrt(ss / double(d) + eps);
+    double meanGX = gx / double(d);
+    for (int64_t i = 0; i < d; ++i) {
+      // The residual stream's cotangent passes through the add unchanged.
+      out.input[r * d + i] =
+          sumGrad[r * d + i] + inv * (gr[i] * w[i] - xr[i] * inv * inv * meanGX);
+      out.weight[i] += gr[i] * xr[i] * inv;
+    }
+  }
+  return out;
+}
+
+FlashAttentionResult flashAttention(const Tensor &q, const Tensor &k, const Tensor &v,
+                                    bool causal, int64_t window, double scale,
+                                    int64_t blockQ, int64_t blockK) {
+  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3);
+  int64_t s = k.dim(1), kvh = k.dim(2), group = h / kvh;
+  FlashAttentionResult out{Tensor(q.dtype, q.shape), Tensor(DType::F32, {b, t, h})};
+  // The state of one query tile (running max m, running sum l and the output accumulator
+  // scaled by exp(-m), per row) and the scores of one row against one key tile: blocks
+  // larger than the sequence shrink to it.
+  int64_t tileRows = std::min(blockQ, t), tileKeys = std::min(blockK, s);
+  std::vector<double> m(tileRows), l(tileRows), acc(tileRows * d), scores(tileKeys);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi) {
+      int64_t kh = hi / group; // grouped-query: query head hi reads KV head kh
+      for (int64_t t0 = 0; t0 < t; t0 += blockQ) {
+        int64_t rows = std::min(blockQ, t - t0);
+        std::fill_n(m.begin(), rows, kNegInf);
+        std::fill_n(l.begin(), rows, 0.0);
+        std::fill_n(acc.begin(), rows * d, 0.0);
+        // Queries are aligned to the end of the keys. Both ends of the visible range grow
+        // with the position, so the tile sees at most [first.lo, last.hi].
+        KeyRange first = visibleKeys(t0 + s - t, s, causal, window);
+        KeyRange last = visibleKeys(t0 + rows - 1 + s - t, s, causal, window);
+        for (int64_t s0 = 0; s0 < s; s0 += blockK) {
+          int64_t s1 = std::min(s0 + blockK, s);
+          // A key tile above the causal diagonal or behind the window is skipped whole.
+          if (s1 - 1 < first.lo || s0 > last.hi)
+            continue;
+          for (int64_t r = 0; r < rows; ++r) {
+            KeyRange seen = visibleKeys(t0 + r + s - t, s, causal, window);
+            int64_t lo = std::max(s0, seen.lo), hiKey = std::min(s1 - 1, seen.hi);
+            if (lo > hiKey)
+              continue; // this row sees nothing in this tile
+            const double *qv = q.data.data() + ((bi * t + t0 + r) * h + hi) * d;
+            double tileMax = kNegInf;
+            for (int64_t si = lo; si <= hiKey; ++si) {
+              const double *kv = k.data.data() + ((bi * s + si) * kvh + kh) * d;
+              scores[si - s0] = dotProduct(qv, kv, d) * scale;
+              tileMax = std::max(tileMax, scores[si - s0]);
+            }
+            double mNew = std::max(m[r], tileMax);
+            // What was accumulated under the old maximum is rescaled to the new one
+            // (exp(-inf) = 0 on the row's first visible tile).
+            double alpha = std::exp(m[r] - mNew);
+            double *a = acc.data() + r * d;
+            l[r] *= alpha;
+            for (int64_t i = 0; i < d; ++i)
+              a[i] *= alpha;
+            for (int64_t si = lo; si <= hiKey; ++si) {
+              double p = std::exp(scores[si - s0] - mNew);
+              l[r] += p;
+              const double *vv = v.data.data() + ((bi * s + si) * kvh + kh) * d;
+              for (int64_t i = 0; i < d; ++i)
+                a[i] += p * vv[i];
+            }
+            m[r] = mNew;
+          }
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          int64_t row = (bi * t + t0 + r) * h + hi;
+          if (m[r] == kNegInf) {
+            out.lse[row] = kNegInf; // no visible key: the output row stays zero
+            continue;
+          }
+          for (int64_t i = 0; i < d; ++i)
+            out.out[row * d + i] = acc[r * d + i] / l[r];
+          out.lse[row] = m[r] + std::log(l[r]);
+        }
+      }
+    }
+  return out;
+}
+
+AttentionGrads flashAttentionGrad(const Tensor &q, const Tensor &k, const Tensor &v,
+                                  const Tensor &out, const Tensor &lse, const Tensor &grad,
+                                  bool causal, int64_t window, double scale, int64_t blockQ,
+                                  int64_t blockK) {
+  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3);
+  int64_t s = k.dim(1), kvh = k.dim(2), group = h / kvh;
+  AttentionGrads g{Tensor(q.dtype, q.shape), Tensor(k.dtype, k.shape),
+                   Tensor(v.dtype, v.shape)};
+  // D = rowsum(dO * O) per query row of one (batch, head): the softmax's correction term
+  // sum_j P_j dP_j, read from the saved output instead of a whole row of P.
+  std::vector<double> rowDot(t);
+  // As FlashAttention-2: the outer loop runs over key tiles, whose dK and dV accumulate
+  // here, and the inner loop over query tiles, which add into dQ.
+  int64_t tileKeys = std::min(blockK, s);
+  std::vector<double> dk(tileKeys * d), dv(tileKeys * d);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi) {
+      int64_t kh = hi / group;
+      for (int64_t ti = 0; ti < t; ++ti) {
+        int64_t row = ((bi * t + ti) * h + hi) * d;
+        rowDot[ti] = dotProduct(grad.data.data() + row, out.data.data() + row, d);
+      }
+      for (int64_t s0 = 0; s0 < s; s0 += blockK) {
+        int64_t s1 = std::min(s0 + blockK, s);
+        std::fill_n(dk.begin(), (s1 - s0) * d, 0.0);
+        std::fill_n(dv.begin(), (s1 - s0) * d, 0.0);
+        for (int64_t t0 = 0; t0 < t; t0 += blockQ) {
+          int64_t rows = std::min(blockQ, t - t0);
+          KeyRange first = visibleKeys(t0 + s - t, s, causal, window);
+          KeyRange last = visibleKeys(t0 + rows - 1 + s - t, s, causal, window);
+          if (s1 - 1 < first.lo || s0 > last.hi)
+            continue;
+          for (int64_t r = 0; r < rows; ++r) {
+            int64_t ti = t0 + r;
+            double rowLse = lse[(bi * t + ti) * h + hi];
+            if (rowLse == kNegInf)
+              continue; // no visible key: the output was the constant zero
+            KeyRange seen = visibleKeys(ti + s - t, s, causal, window);
+            int64_t row = ((bi * t + ti) * h + hi) * d;
+            const double *qv = q.data.data() + row, *go = grad.data.data() + row;
+            double *dq = g.query.data.data() + row;
+            for (int64_t si = std::max(s0, seen.lo); si <= std::min(s1 - 1, seen.hi); ++si) {
+              int64_t kvRow = ((bi * s + si) * kvh + kh) * d;
+              const double *kv = k.data.data() + kvRow, *vv = v.data.data() + kvRow;
+              double p = std::exp(dotProduct(qv, kv, d) * scale - rowLse);
+              double dp = dotProduct(go, vv, d);
+              double ds = p * (dp - rowDot[ti]) * scale;
+              double *dkRow = dk.data() + (si - s0) * d, *dvRow = dv.data() + (si - s0) * d;
+              for (int64_t i = 0; i < d; ++i) {
+                dvRow[i] += p * go[i];
+                dq[i] += ds * kv[i];
+                dkRow[i] += ds * qv[i];
+              }
+            }
+          }
+        }
+        // The query heads of one group share this KV head: their tiles accumulate.
+        for (int64_t si = s0; si < s1; ++si) {
+          int64_t kvRow = ((bi * s + si) * kvh + kh) * d;
+          for (int64_t i = 0; i < d; ++i) {
+            g.key[kvRow + i] += dk[(si - s0) * d + i];
+            g.value[kvRow + i] += dv[(si - s0) * d + i];
+          }
+        }
+      }
+    }
+  return g;
+}
+
+Tensor attentionLse(const Tensor &q, const Tensor &k, bool causal, int64_t window,
+                    double scale) {
+  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3);
+  int64_t s = k.dim(1), kvh = k.dim(2), group = h / kvh;
+  Tensor out(DType::F32, {b, t, h});
+  std::vector<double> scores(s);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t ti = 0; ti < t; ++ti)
+      for (int64_t hi = 0; hi < h; ++hi) {
+        int64_t kh = hi / group, pos = ti + s - t;
+        const double *qv = q.data.data() + ((bi * t + ti) * h + hi) * d;
+        double maxScore = kNegInf;
+        for (int64_t si = 0; si < s; ++si) {
+          bool visible = (!causal || si <= pos) && (window <= 0 || si > pos - window);
+          scores[si] = visible
+                           ? dotProduct(qv, k.data.data() + ((bi * s + si) * kvh + kh) * d, d) *
+                                 scale
+                           : kNegInf;
+          maxScore = std::max(maxScore, scores[si]);
+        }
+        double &o = out[(bi * t + ti) * h + hi];
+        if (maxScore == kNegInf) {
+          o = kNegInf;
+          continue;
+        }
+        double sum = 0;
+        for (int64_t si = 0; si < s; ++si)
+          sum += std::exp(scores[si] - maxScore);
+        o = maxScore + std::log(sum);
+      }
+  return out;
+}
+
+Tensor logsumexp(const Tensor &x) {
+  int64_t d = x.dim(-1), rows = outer(x, 1);
+  Tensor out(x.dtype, std::vector<int64_t>(x.shape.begin(), x.shape.end() - 1));
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *row = x.data.data() + r * d;
+    double m = kNegInf;
+    for (int64_t i = 0; i < d; ++i)
+      m = std::max(m, row[i]);
+    if (std::isinf(m)) {
+      out[r] = m; // all -inf (or empty), or an infinite entry: x - m would be NaN
+      continue;
+    }
+    double sum = 0;
+    for (int64_t i = 0; i < d; ++i)
+      sum += std::exp(row[i] - m);
+    out[r] = m + std::log(sum);
+  }
+  return out;
+}
+
+bool fusedCrossEntropy(const Tensor &logits, const Tensor &targets, int64_t ignoreIndex,
+                       int64_t chunk, Tensor &loss, Tensor &lse, std::string *error) {
+  int64_t v = logits.dim(-1), rows = targets.numElements();
+  Tensor rowLse(DType::F32, std::vector<int64_t>(logits.shape.begin(), logits.shape.end() - 1));
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t target = int64_t(targets[r]);
+    bool ignored = target == ignoreIndex;
+    if (!ignored && (target < 0 || target >= v)) {
+      *error = targetError(target, r, v);
+      return false;
+    }
+    // Online log-sum-exp: a running maximum m and a sum l of exp(x - m), rescaled when a
+    // chunk raises the maximum, so that only one chunk of the row is live at a time.
+    const double *row = logits.data.data() + r * v;
+    double m = kNegInf, l = 0;
+    for (int64_t c0 = 0; c0 < v; c0 += chunk) {
+      int64_t c1 = std::min(c0 + chunk, v);
+      double chunkMax = *std::max_element(row + c0, row + c1);
+      double mNew = std::max(m, chunkMax);
+      if (mNew == kNegInf)
+        continue; // every logit so far is -inf: nothing to add yet
+      l *= std::exp(m - mNew);
+      for (int64_t i = c0; i < c1; ++i)
+        l += std::exp(row[i] - mNew);
+      m = mNew;
+    }
+    rowLse[r] = m + std::log(l);
+    if (ignored)
+      continue;
+    total += rowLse[r] - row[target];
+    ++counted;
+  }
+  loss = Tensor(DType::F32, {}, counted ? total / double(counted) : 0.0);
+  lse = std::move(rowLse);
+  return true;
+}
+
+bool fusedCrossEntropyGrad(const Tensor &logits, const Tensor &targets, const Tensor &lse,
+                           double grad, int64_t ignoreIndex, int64_t chunk, Tensor &out,
+                           std::string *error) {
+  int64_t v = logits.dim(-1), rows = targets.numElements();
+  // The mean's denominator first: every counted row's gradient is divided by it.
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t target = int64_t(targets[r]);
+    if (target == ignoreIndex)
+      continue;
+    if (target < 0 || target >= v) {
+      *error = targetError(target, r, v);
+      return false;
+    }
+    ++count;
+  }
+  out = Tensor(logits.dtype, logits.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t target = int64_t(targets[r]);
+    if (target == ignoreIndex)
+      continue;
+    // The saved lse turns each logit into its probability on its own: no pass over the row
+    // to find the maximum and the sum, one chunk at a time.
+    double factor = grad / double(count), rowLse = lse[r];
+    const double *row = logits.data.data() + r * v;
+    for (int64_t c0 = 0; c0 < v; c0 += chunk)
+      for (int64_t i = c0; i < std::min(c0 + chunk, v); ++i)
+        out[r * v + i] = factor * (std::exp(row[i] - rowLse) - (i == target ? 1.0 : 0.0));
+  }
+  return true;
+}
+
+std::vector<AdamWResult> multiAdamw(const std::vector<const Tensor *> &params,
+                                    const std::vector<const Tensor *> &grads,
+                                    const std::vector<const Tensor *> &ms,
+                                    const std::vector<const Tensor *> &vs, double lr,
+                                    int64_t step, double gradScale, double beta1,
+                                    double beta2, double eps,
+                                    const std::vector<double> &weightDecays) {
+  std::vector<AdamWResult> out;
+  for (size_t i = 0; i < params.size(); ++i)
+    out.push_back(adamw(*params[i], *grads[i], *ms[i], *vs[i], lr, step, gradScale, beta1,
+                        beta2, eps, weightDecays[i]));
+  return out;
+}
+
 } // namespace llamac::ref

@@ -110,6 +110,82 @@ struct GradClipResult {
 GradClipResult gradClip(const std::vector<const Tensor *> &grads, double count,
                         double maxNorm);
 
+//===--- fused ops --------------------------------------------------------------------===//
+//
+// The kernels of the ops the fusion passes produce (LlamaOps.td, "Fused ops"). Each is
+// written the way the fused op is meant to run (tiles, online reductions), not as a call
+// to the primitives it decomposes to, so that the tests comparing it with its
+// decomposition check the fused algorithm itself.
+
+/// x holds [gate, up] along its last dimension (2F): silu(gate) * up, size F.
+Tensor swiglu(const Tensor &x);
+/// [grad * up * silu'(gate), grad * silu(gate)] along the last dimension.
+Tensor swigluGrad(const Tensor &x, const Tensor &grad);
+
+struct QKV {
+  Tensor q, k, v;
+};
+/// Splits x[b, t, (heads + 2 kvHeads) * D] into q[b, t, heads, D], k and v[b, t, kvHeads,
+/// D] and rotates q and k as `rope` does (theta, offset).
+QKV qkvRope(const Tensor &x, int64_t heads, int64_t kvHeads, double theta, int64_t offset);
+/// The transpose of qkvRope: dq and dk rotated back, then [dq | dk | dv] along the last
+/// dimension of a [b, t, (heads + 2 kvHeads) * D] tensor.
+Tensor qkvRopeGrad(const Tensor &dq, const Tensor &dk, const Tensor &dv, double theta,
+                   int64_t offset);
+
+struct AddRMSNormResult {
+  Tensor sum, normed;
+};
+/// sum = x + residual; normed = rmsNorm(sum, w, eps), in one pass per row.
+AddRMSNormResult addRmsNorm(const Tensor &x, const Tensor &residual, const Tensor &w,
+                            double eps);
+/// input = sumGrad + rmsNormGrad(sum, w, normedGrad).input; weight as rmsNormGrad.
+RMSNormGrads addRmsNormGrad(const Tensor &sum, const Tensor &w, const Tensor &normedGrad,
+                            const Tensor &sumGrad, double eps);
+
+struct FlashAttentionResult {
+  Tensor out, lse; ///< lse[b, t, h] (f32): -inf for a row with no visible key
+};
+/// `attention` computed by tiles: for each query tile of blockQ rows, key tiles of blockK
+/// keys update a running maximum, sum and unnormalised output per row (online softmax).
+/// Memory beyond the result is O(blockQ * head_dim + blockK); no seq_q x seq_kv buffer.
+FlashAttentionResult flashAttention(const Tensor &q, const Tensor &k, const Tensor &v,
+                                    bool causal, int64_t window, double scale,
+                                    int64_t blockQ, int64_t blockK);
+/// The VJP of flashAttention from its saved output and lse, FlashAttention-2 style: per
+/// tile P = exp(scale q.k - lse), dS = P (dO.V - rowsum(dO * O)); no softmax recomputed
+/// over whole rows.
+AttentionGrads flashAttentionGrad(const Tensor &q, const Tensor &k, const Tensor &v,
+                                  const Tensor &out, const Tensor &lse, const Tensor &grad,
+                                  bool causal, int64_t window, double scale, int64_t blockQ,
+                                  int64_t blockK);
+/// lse[b, t, h] (f32) of the masked, scaled scores of each query row, computed over whole
+/// rows as `attention` does; -inf for a row with no visible key.
+Tensor attentionLse(const Tensor &q, const Tensor &k, bool causal, int64_t window,
+                    double scale);
+
+/// log(sum(exp(x))) over the last dimension (max-shifted).
+Tensor logsumexp(const Tensor &x);
+/// The loss of crossEntropy with an online log-sum-exp over vocabulary chunks of `chunk`
+/// entries; `lse` (f32, the logits' shape without the last dimension) is kept for every row,
+/// ignored ones included. False (and `error`) for a target outside [0, V).
+bool fusedCrossEntropy(const Tensor &logits, const Tensor &targets, int64_t ignoreIndex,
+                       int64_t chunk, Tensor &loss, Tensor &lse, std::string *error);
+/// grad * (exp(logits - lse) - onehot(target)) / count chunk by chunk, zeros for ignored
+/// rows. False (and `error`) for a target outside [0, V).
+bool fusedCrossEntropyGrad(const Tensor &logits, const Tensor &targets, const Tensor &lse,
+                           double grad, int64_t ignoreIndex, int64_t chunk, Tensor &out,
+                           std::string *error);
+
+/// `adamw` on every (params[i], grads[i], ms[i], vs[i]) with decay weightDecays[i].
+std::vector<AdamWResult> multiAdamw(const std::vector<const Tensor *> &params,
+                                    const std::vector<const Tensor *> &grads,
+                                    const std::vector<const Tensor *> &ms,
+                                    const std::vector<const Tensor *> &vs, double lr,
+                                    int64_t step, double gradScale, double beta1,
+                                    double beta2, double eps,
+                                    const std::vector<double> &weightDecays);
+
 } // namespace llamac::ref
 
 #endif

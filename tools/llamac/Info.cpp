@@ -36,7 +36,7 @@ int llamac::driver::runInfo() {
   auto expanded = dyn_cast_or_null<llama::ModelOp>(
       SymbolTable::lookupSymbolIn(*module, StringAttr::get(ctx.get(), name)));
   if (!expanded || failed(measureForward(expanded, info)) ||
-      failed(measureRemat(*module, info)))
+      failed(measureRemat(*module, info)) || failed(measureTraffic(*module, info)))
     return 1;
   printModelInfo(info, llvm::outs());
   return 0;
