@@ -190,4 +190,27 @@ def LlamaDecompose : Pass<"llamac-decompose", "::mlir::ModuleOp"> {
     DecomposableOpInterface: the reference the fused ops are checked against.}];
 }
 
+def LlamaMemoryPlan : Pass<"llamac-memory-plan", "::mlir::ModuleOp"> {
+  let summary = "Place every activation of a function in one arena, reusing dead buffers";
+  let description = [{
+    For every function of a model, with static shapes (after llamac-training): each tensor
+    result of an op of the body is a buffer, except parameter reads (`llama.get_param`
+    aliases parameter storage) and reshapes (`llama.split_dim` and `llama.merge_dims` alias
+    their input, whose life they extend to their own uses); arguments belong to the caller.
+    A buffer lives from its defining op to its last reader (function results to the end).
+    Buffers are placed greedily by size, largest first, each at the lowest 64-byte-aligned
+    offset that no buffer live at the same time occupies. Each op producing a buffer gets
+    `llama.offsets` (one offset per result, -1 for a result without a buffer); each
+    function gets `llama.arena_bytes` (the arena: max of offset + size) and
+    `llama.buffers_bytes` (the sum of the buffers' sizes, what no reuse would take).
+  }];
+  let options = [
+    Option<"report", "report", "bool", "false",
+           "Print each function's buffers, their total size, the arena and the reuse ratio">
+  ];
+  let statistics = [
+    Statistic<"numBuffers", "buffers", "Buffers placed">
+  ];
+}
+
 #endif // LLAMAC_PASSES_TD

@@ -31,6 +31,72 @@ Value sliceLast(OpBuilder &b, Location loc, Value v, int64_t offset, int64_t siz
 
 } // namespace
 
+namespace {
+
+/// Runs attention's shape rule on (q, k, v) with the op's attributes.
+template <typename OpTy>
+LogicalResult checkAttention(OpTy op, Value q, Value k, Value v,
+                             SmallVectorImpl<Type> &out) {
+  AttentionOp::Properties props;
+  props.causal = op.getCausalAttr();
+  props.window = op.getWindowAttr();
+  props.scale = op.getScaleAttr();
+  SmallVector<Value> operands = {q, k, v};
+  return AttentionOp::inferReturnTypes(op.getContext(), op.getLoc(),
+                                       AttentionOp::Adaptor(operands, DictionaryAttr(), props),
+                                       out);
+}
+
+/// The [batch, seq, heads] f32 type of attention's row statistics for query `q`.
+RankedTensorType rowStatsType(Value q) {
+  auto t = tensorType(q);
+  return RankedTensorType::get({t.getDimSize(0), t.getDimSize(1), t.getDimSize(2)},
+                               Float32Type::get(q.getContext()));
+}
+
+/// Runs cross_entropy's shape rule and checks `lse` is one f32 per row.
+template <typename OpTy>
+LogicalResult checkCrossEntropy(OpTy op, Value lse) {
+  CrossEntropyOp::Properties props;
+  props.ignore_index = op.getIgnoreIndexAttr();
+  SmallVector<Value> operands = {op.getLogits(), op.getTargets()};
+  SmallVector<Type> out;
+  if (failed(CrossEntropyOp::inferReturnTypes(
+          op.getContext(), op.getLoc(), CrossEntropyOp::Adaptor(operands, DictionaryAttr(), props),
+          out)))
+    return failure();
+  auto want = RankedTensorType::get(tensorType(op.getLogits()).getShape().drop_back(),
+                                    Float32Type::get(op.getContext()));
+  if (lse.getType() != want)
+    return op.emitOpError() << "lse must be " << want << ", got " << lse.getType();
+  return success();
+}
+
+/// Runs rms_norm's shape rule on (x, w, eps).
+template <typename OpTy>
+LogicalResult checkRMSNorm(OpTy op, Value x, Value w) {
+  RMSNormOp::Properties props;
+  props.eps = op.getEpsAttr();
+  SmallVector<Value> operands = {x, w};
+  SmallVector<Type> out;
+  return RMSNormOp::inferReturnTypes(op.getContext(), op.getLoc(),
+                                     RMSNormOp::Adaptor(operands, DictionaryAttr(), props), out);
+}
+
+LogicalResult checkAdamWHyper(Operation *op, double b1, double b2, double eps,
+                              ArrayRef<double> decays) {
+  if (!(b1 >= 0.0 && b1 < 1.0) || !(b2 >= 0.0 && b2 < 1.0))
+    return op->emitOpError() << "betas must be in [0, 1), got " << b1 << " and " << b2;
+  if (!(eps > 0.0))
+    return op->emitOpError() << "eps must be positive";
+  for (double d : decays)
+    if (!(d >= 0.0))
+      return op->emitOpError() << "weight decays must be non-negative, got " << d;
+  return success();
+}
+
+} // namespace
+
 //===--- swiglu -----------------------------------------------------------------------===//
 
 LogicalResult SwiGLUOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
@@ -42,12 +108,28 @@ LogicalResult SwiGLUOp::inferReturnTypes(MLIRContext *, std::optional<Location> 
   if (last < 0)
     return emitOptionalError(loc, "swiglu input must have rank >= 1");
   int64_t d = input->getDimSize(last);
-  if (ShapedType::isDynamic(d) || d % 2 != 0)
-    return emitOptionalError(loc, "swiglu last dim must be static and even (gate and up), "
-                                  "got ", d);
+  if (ShapedType::isDynamic(d))
+    return emitOptionalError(loc, "swiglu last dim must be static (gate and up)");
+  if (d % 2 != 0)
+    return emitOptionalError(loc, "swiglu last dim must be even (gate and up), got ", d);
   SmallVector<int64_t> shape(input->getShape());
   shape[last] = d / 2;
   out.push_back(RankedTensorType::get(shape, input->getElementType()));
+  return success();
+}
+
+LogicalResult SwiGLUGradOp::verify() {
+  RankedTensorType in = getInput().getType(), g = getGrad().getType();
+  SmallVector<Type> forward;
+  if (failed(SwiGLUOp::inferReturnTypes(getContext(), getLoc(),
+                                        SwiGLUOp::Adaptor(ValueRange{getInput()},
+                                                          DictionaryAttr(), {}),
+                                        forward)))
+    return failure();
+  if (g != forward[0])
+    return emitOpError() << "grad must be " << forward[0] << " (half of the input's last dim), "
+                         << "got " << g;
+  (void)in;
   return success();
 }
 
@@ -86,7 +168,11 @@ LogicalResult QKVRoPEOp::verify() {
     return emitOpError() << "heads (" << h << ") must be a positive multiple of kv_heads ("
                          << kv << ")";
   int64_t width = in.getDimSize(2);
-  if (ShapedType::isDynamic(width) || width % (h + 2 * kv) != 0 ||
+  if (ShapedType::isDynamic(width))
+    return emitOpError() << "input width (dim 2) must be static";
+  if (!(getTheta().convertToDouble() > 0.0))
+    return emitOpError() << "theta must be positive";
+  if (width % (h + 2 * kv) != 0 ||
       (width / (h + 2 * kv)) % 2 != 0)
     return emitOpError() << "input width (" << width << ") must be (heads " << h
                          << " + 2 x kv_heads " << kv << ") x an even head_dim";
@@ -115,6 +201,25 @@ LogicalResult QKVRoPEOp::decompose(OpBuilder &b, SmallVectorImpl<Value> &results
   results.push_back(RoPEOp::create(b, loc, split(q, h), getThetaAttr(), getOffset(), nullptr));
   results.push_back(RoPEOp::create(b, loc, split(k, kv), getThetaAttr(), getOffset(), nullptr));
   results.push_back(split(v, kv));
+  return success();
+}
+
+LogicalResult QKVRoPEGradOp::verify() {
+  RankedTensorType q = getQGrad().getType(), k = getKGrad().getType();
+  if (q.getRank() != 4 || k.getRank() != 4)
+    return emitOpError() << "q_grad and k_grad must be [batch, seq, heads, head_dim]";
+  if (!(getTheta().convertToDouble() > 0.0))
+    return emitOpError() << "theta must be positive";
+  if (q.isDynamicDim(2) || k.isDynamicDim(2) || q.isDynamicDim(3) || k.getDimSize(3) != q.getDimSize(3) ||
+      q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(1) != k.getDimSize(1) ||
+      q.getElementType() != k.getElementType())
+    return emitOpError() << "q_grad " << q << " and k_grad " << k
+                         << " must share batch, seq, a static head_dim and element type";
+  auto want = RankedTensorType::get(
+      {q.getDimSize(0), q.getDimSize(1), (q.getDimSize(2) + 2 * k.getDimSize(2)) * q.getDimSize(3)},
+      q.getElementType());
+  if (getType() != want)
+    return emitOpError() << "result must be " << want << ", got " << getType();
   return success();
 }
 
@@ -155,6 +260,10 @@ LogicalResult AddRMSNormOp::decompose(OpBuilder &b, SmallVectorImpl<Value> &resu
   results.push_back(sum);
   results.push_back(RMSNormOp::create(b, getLoc(), sum, getWeight(), getEpsAttr()));
   return success();
+}
+
+LogicalResult AddRMSNormGradOp::verify() {
+  return checkRMSNorm(*this, getSum(), getWeight());
 }
 
 LogicalResult AddRMSNormGradOp::decompose(OpBuilder &b, SmallVectorImpl<Value> &results) {
@@ -198,6 +307,26 @@ LogicalResult FlashAttentionOp::decompose(OpBuilder &b, SmallVectorImpl<Value> &
   results.push_back(AttentionLSEOp::create(b, getLoc(), getLse().getType(), getQuery(),
                                            getKey(), getCausalAttr(), getWindowAttr(),
                                            getScaleAttr()));
+  return success();
+}
+
+LogicalResult FlashAttentionGradOp::verify() {
+  SmallVector<Type> forward;
+  if (failed(checkAttention(*this, getQuery(), getKey(), getValue(), forward)))
+    return failure();
+  if (getLse().getType() != rowStatsType(getQuery()))
+    return emitOpError() << "lse must be " << rowStatsType(getQuery()) << ", got "
+                         << getLse().getType();
+  return success();
+}
+
+LogicalResult AttentionLSEOp::verify() {
+  SmallVector<Type> forward;
+  if (failed(checkAttention(*this, getQuery(), getKey(), getKey(), forward)))
+    return failure();
+  if (getType() != rowStatsType(getQuery()))
+    return emitOpError() << "result must be " << rowStatsType(getQuery()) << ", got "
+                         << getType();
   return success();
 }
 
@@ -246,6 +375,8 @@ LogicalResult FusedCrossEntropyOp::decompose(OpBuilder &b, SmallVectorImpl<Value
   return success();
 }
 
+LogicalResult FusedCrossEntropyGradOp::verify() { return checkCrossEntropy(*this, getLse()); }
+
 LogicalResult FusedCrossEntropyGradOp::decompose(OpBuilder &b,
                                                  SmallVectorImpl<Value> &results) {
   results.push_back(CrossEntropyGradOp::create(b, getLoc(), getLogits(), getTargets(),
@@ -264,6 +395,9 @@ LogicalResult MultiAdamWOp::verify() {
   if (getWeightDecays().size() != n)
     return emitOpError() << "needs one weight decay per param (" << n << "), got "
                          << getWeightDecays().size();
+  if (failed(checkAdamWHyper(*this, getBeta1().convertToDouble(), getBeta2().convertToDouble(),
+                             getEps().convertToDouble(), getWeightDecays())))
+    return failure();
   if (getResults().size() != 3 * n)
     return emitOpError() << "has " << getResults().size() << " results for " << n
                          << " params (expected " << 3 * n << ")";
@@ -314,14 +448,26 @@ LogicalResult FusedElementwiseOp::verify() {
       return emitOpError() << "body argument " << i << " must be "
                            << t.getElementType();
   }
-  auto yield = dyn_cast<YieldOp>(body.getTerminator());
+  auto yield = body.empty() ? YieldOp() : dyn_cast<YieldOp>(body.back());
   if (!yield || yield.getValue().getType() != result.getElementType())
     return emitOpError() << "body must end with llama.yield of " << result.getElementType();
-  for (Operation &op : body.without_terminator())
+  Type et = result.getElementType();
+  for (Operation &op : body.without_terminator()) {
     if (!isa<arith::AddFOp, arith::SubFOp, arith::MulFOp, arith::DivFOp, arith::NegFOp,
              arith::MaximumFOp, arith::ConstantOp, math::ExpOp, math::LogOp, math::SqrtOp,
              math::RsqrtOp>(op))
       return op.emitOpError("is not supported in a llama.fused_elementwise body");
+    // Every scalar is of the element type, and computed in the body (one element at a time:
+    // nothing from outside).
+    for (Value v : op.getOperands())
+      if (v.getParentRegion() != &getBody())
+        return op.emitOpError("uses a value defined outside the llama.fused_elementwise body");
+    for (Type t : op.getResultTypes())
+      if (t != et)
+        return op.emitOpError() << "must produce " << et << ", got " << t;
+  }
+  if (yield.getValue().getParentRegion() != &getBody())
+    return emitOpError() << "body must yield a value it computes";
   return success();
 }
 

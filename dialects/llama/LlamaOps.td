@@ -719,6 +719,7 @@ def Llama_SwiGLUGradOp : Llama_Op<"swiglu_grad", [Pure, Decomposable,
   let arguments = (ins Llama_FloatTensor:$input, Llama_FloatTensor:$grad);
   let results = (outs Llama_FloatTensor:$result);
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($input) `,` type($grad)";
+  let hasVerifier = 1;
 }
 
 def Llama_QKVRoPEOp : Llama_Op<"qkv_rope", [Pure, VJP, Decomposable,
@@ -761,6 +762,7 @@ def Llama_QKVRoPEGradOp : Llama_Op<"qkv_rope_grad", [Pure, Decomposable,
     $q_grad `,` $k_grad `,` $v_grad `theta` $theta (`offset` $offset^)? attr-dict `:`
     type($q_grad) `,` type($k_grad) `->` type($result)
   }];
+  let hasVerifier = 1;
 }
 
 def Llama_AddRMSNormOp : Llama_Op<"add_rms_norm", [Pure, VJP, Decomposable,
@@ -803,6 +805,7 @@ def Llama_AddRMSNormGradOp : Llama_Op<"add_rms_norm_grad", [Pure, Decomposable,
   let results = (outs Llama_FloatTensor:$input_grad, Llama_FloatTensor:$weight_grad);
   let assemblyFormat = "$sum `,` $weight `,` $normed_grad `,` $sum_grad `eps` $eps attr-dict "
                        "`:` type($sum) `,` type($weight)";
+  let hasVerifier = 1;
 }
 
 def Llama_FlashAttentionOp : Llama_Op<"flash_attention", [Pure, InferTypeOpAdaptor, VJP,
@@ -869,6 +872,7 @@ def Llama_FlashAttentionGradOp : Llama_Op<"flash_attention_grad", [Pure, Decompo
   let extraClassDeclaration = [{
     double getEffectiveScale();
   }];
+  let hasVerifier = 1;
 }
 
 def Llama_AttentionLSEOp : Llama_Op<"attention_lse", [Pure]> {
@@ -890,6 +894,7 @@ def Llama_AttentionLSEOp : Llama_Op<"attention_lse", [Pure]> {
     $query `,` $key (`causal` $causal^)? (`window` $window^)? (`scale` $scale^)? attr-dict
     `:` type($query) `,` type($key) `->` type($result)
   }];
+  let hasVerifier = 1;
 }
 
 def Llama_LogSumExpOp : Llama_Op<"logsumexp", [Pure, InferTypeOpAdaptor]> {
@@ -946,6 +951,7 @@ def Llama_FusedCrossEntropyGradOp : Llama_Op<"fused_cross_entropy_grad", [Pure, 
     $logits `,` $targets `,` $lse `,` $grad (`ignore_index` $ignore_index^)? `chunk` $chunk
     attr-dict `:` type($logits) `,` type($targets) `,` type($lse)
   }];
+  let hasVerifier = 1;
 }
 
 def Llama_MultiAdamWOp : Llama_Op<"multi_adamw", [Pure, AttrSizedOperandSegments,

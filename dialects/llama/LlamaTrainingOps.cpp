@@ -46,10 +46,11 @@ LogicalResult EmbeddingGradOp::inferReturnTypes(MLIRContext *, std::optional<Loc
   for (int64_t i = 0; i < tokens->getRank(); ++i)
     if (failed(matchDim(loc, *tokens, i, "tokens dim", *grad, i, "grad dim")))
       return failure();
-  if (adaptor.getVocab() <= 0)
-    return emitOptionalError(loc, "embedding_grad vocab must be positive, got ",
-                             adaptor.getVocab());
-  out.push_back(RankedTensorType::get({adaptor.getVocab(), grad->getShape().back()},
+  // I64Attr getters return the bits unsigned.
+  int64_t vocab = static_cast<int64_t>(adaptor.getVocab());
+  if (vocab <= 0)
+    return emitOptionalError(loc, "embedding_grad vocab must be positive, got ", vocab);
+  out.push_back(RankedTensorType::get({vocab, grad->getShape().back()},
                                       grad->getElementType()));
   return success();
 }
@@ -165,8 +166,9 @@ void LRScheduleOp::build(OpBuilder &b, OperationState &state, Value step, Value 
 }
 
 LogicalResult LRScheduleOp::verify() {
-  if (getWarmup() < 0)
-    return emitOpError() << "warmup must be non-negative, got " << getWarmup();
+  int64_t warmup = static_cast<int64_t>(getWarmup()); // the getter returns the bits unsigned
+  if (warmup < 0)
+    return emitOpError() << "warmup must be non-negative, got " << warmup;
   double floor = getFloor().convertToDouble();
   if (!(floor >= 0.0 && floor <= 1.0))
     return emitOpError() << "floor must be in [0, 1], got " << floor;

@@ -1211,3 +1211,715 @@ llama.model @m config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 2, ffn_
     }
   }
 }
+
+// -----
+
+func.func @f(%t: tensor<2xi32>, %g: tensor<2x8xf32>) {
+  // expected-error @+1 {{embedding_grad vocab must be positive, got -3}}
+  %0 = llama.embedding_grad %t, %g vocab -3 : tensor<2xi32>, tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%s: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{warmup must be non-negative, got -5}}
+  %0 = llama.lr_schedule %s, %lr, %s warmup -5 floor 0.1
+  return
+}
+
+// -----
+
+// llama.pad shape rules.
+func.func @f(%x: tensor<8x64xf32>) {
+  // expected-error @+1 {{pad sizes must be in [0, 2^40], got -1 and 0}}
+  %0 = llama.pad %x dim 0 [-1, 0] : tensor<8x64xf32>
+  return
+}
+
+// -----
+
+// The upper bound keeps the padded size from overflowing.
+func.func @f(%x: tensor<8x64xf32>) {
+  // expected-error @+1 {{pad sizes must be in [0, 2^40], got 0 and 1099511627777}}
+  %0 = llama.pad %x dim 1 [0, 1099511627777] : tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<8x64xf32>) {
+  // expected-error @+1 {{dim 2 is out of range for rank 2}}
+  %0 = llama.pad %x dim 2 [0, 1] : tensor<8x64xf32>
+  return
+}
+
+// -----
+
+// llama.embedding_grad shape rules.
+func.func @f(%t: tensor<2x8xi32>, %g: tensor<2x8xf32>) {
+  // expected-error @+1 {{embedding_grad grad must have rank 3 (the tokens' and dim), got 2}}
+  %0 = llama.embedding_grad %t, %g vocab 16 : tensor<2x8xi32>, tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<2x8xi32>, %g: tensor<2x7x64xf32>) {
+  // expected-error @+1 {{tokens dim (8) does not match grad dim (7)}}
+  %0 = llama.embedding_grad %t, %g vocab 16 : tensor<2x8xi32>, tensor<2x7x64xf32>
+  return
+}
+
+// -----
+
+// llama.linear_weight_grad shape rules.
+func.func @f(%a: tensor<2x8x128xf32>, %b: tensor<16x64xf32>) {
+  // expected-error @+1 {{linear_weight_grad operands must have one rank >= 1, got 3 and 2}}
+  %0 = llama.linear_weight_grad %a, %b : tensor<2x8x128xf32>, tensor<16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<f32>) {
+  // expected-error @+1 {{linear_weight_grad operands must have one rank >= 1, got 0 and 0}}
+  %0 = llama.linear_weight_grad %a, %a : tensor<f32>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8x128xf32>, %b: tensor<2x4x64xf32>) {
+  // expected-error @+1 {{grad dim (8) does not match input dim (4)}}
+  %0 = llama.linear_weight_grad %a, %b : tensor<2x8x128xf32>, tensor<2x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8x128xf32>, %b: tensor<2x8x64xbf16>) {
+  // expected-error @+1 {{grad element type 'f32' differs from input element type 'bf16'}}
+  %0 = llama.linear_weight_grad %a, %b : tensor<2x8x128xf32>, tensor<2x8x64xbf16>
+  return
+}
+
+// -----
+
+// llama.rms_norm_grad: its own rule, then the forward op's.
+func.func @f(%x: tensor<2x8x64xf32>, %g: tensor<64xf32>, %d: tensor<2x4x64xf32>) {
+  // expected-error @+1 {{rms_norm_grad grad type 'tensor<2x4x64xf32>' differs from input type 'tensor<2x8x64xf32>'}}
+  %0:2 = llama.rms_norm_grad %x, %g, %d eps 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>, tensor<2x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x64xf32>, %g: tensor<32xf32>) {
+  // expected-error @+1 {{input dim (last) (64) does not match weight dim (32)}}
+  %0:2 = llama.rms_norm_grad %x, %g, %x eps 1.0e-05 : tensor<2x8x64xf32>, tensor<32xf32>, tensor<2x8x64xf32>
+  return
+}
+
+// -----
+
+// llama.attention_grad: the gradient has the attention output's type (the query's).
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>, %d: tensor<2x8x2x16xf32>) {
+  // expected-error @+1 {{attention_grad grad type 'tensor<2x8x2x16xf32>' differs from the attention output type 'tensor<2x8x4x16xf32>'}}
+  %0:3 = llama.attention_grad %q, %k, %k, %d causal : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+// The forward rule applies to the attributes too.
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>) {
+  // expected-error @+1 {{attention window 2 needs causal attention}}
+  %0:3 = llama.attention_grad %q, %k, %k, %q window 2 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x4x16xf32>
+  return
+}
+
+// -----
+
+// llama.cross_entropy_grad takes the forward op's rule.
+func.func @f(%l: tensor<2x8x256xf32>, %t: tensor<2x7xi32>, %d: tensor<f32>) {
+  // expected-error @+1 {{cross_entropy dim 1: logits (8) does not match targets (7)}}
+  %0 = llama.cross_entropy_grad %l, %t, %d : tensor<2x8x256xf32>, tensor<2x7xi32>
+  return
+}
+
+// -----
+
+// llama.set_param: the name must be a parameter of the enclosing model.
+llama.model @m config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 2, ffn_dim = 128,
+    vocab_size = 256, max_seq_len = 32, norm_eps = 1.0e-05, rope_theta = 1.0e+04> {
+  llama.param @norm : tensor<64xf32> init ones
+  func.func @step(%x: tensor<64xf32>) {
+    // expected-error @+1 {{@nope does not name a parameter of model @m}}
+    llama.set_param @nope = %x : tensor<64xf32>
+    return
+  }
+}
+
+// -----
+
+llama.model @m config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 2, ffn_dim = 128,
+    vocab_size = 256, max_seq_len = 32, norm_eps = 1.0e-05, rope_theta = 1.0e+04> {
+  llama.param @m.norm : tensor<64xf32> init zeros state
+  func.func @step(%x: tensor<32xf32>) {
+    // expected-error @+1 {{value type 'tensor<32xf32>' does not match parameter @m.norm of type 'tensor<64xf32>'}}
+    llama.set_param @m.norm = %x : tensor<32xf32>
+    return
+  }
+}
+
+// -----
+
+// A layer's function may read its parameters but not write them.
+llama.model @m config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 2, ffn_dim = 128,
+    vocab_size = 256, max_seq_len = 32, norm_eps = 1.0e-05, rope_theta = 1.0e+04> {
+  llama.layer @layers repeat 1 {
+    llama.param @w : tensor<64xf32> init ones
+    func.func @block(%x: tensor<?x?x64xf32>, %w: tensor<64xf32>) -> tensor<?x?x64xf32> {
+      // expected-error @+1 {{cannot write parameters inside a layer}}
+      llama.set_param @w = %w : tensor<64xf32>
+      return %x : tensor<?x?x64xf32>
+    }
+  }
+}
+
+// -----
+
+func.func @f(%x: tensor<64xf32>) {
+  // expected-error @+1 {{'llama.set_param' op must be nested in a llama.model}}
+  llama.set_param @norm = %x : tensor<64xf32>
+  return
+}
+
+// -----
+
+// llama.grad_clip, llama.lr_schedule and llama.adamw attributes.
+func.func @f(%g: tensor<64xf32>, %n: tensor<f32>) {
+  // expected-error @+1 {{'llama.grad_clip' op max_norm must be positive}}
+  %0:2 = llama.grad_clip %g count %n max_norm 0.0 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%s: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{'llama.lr_schedule' op floor must be in [0, 1], got 1.500000e+00}}
+  %0 = llama.lr_schedule %s, %lr, %s warmup 10 floor 1.5
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<64xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.adamw' op betas must be in [0, 1), got 1.000000e+00 and 9.500000e-01}}
+  %0:3 = llama.adamw %p, %p, %p, %p lr %lr step %s grad_scale %lr beta1 1.0 beta2 0.95 eps 1.0e-05 weight_decay 0.1 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<64xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{betas must be in [0, 1), got 9.000000e-01 and -5.000000e-01}}
+  %0:3 = llama.adamw %p, %p, %p, %p lr %lr step %s grad_scale %lr beta1 0.9 beta2 -0.5 eps 1.0e-05 weight_decay 0.1 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<64xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.adamw' op eps must be positive}}
+  %0:3 = llama.adamw %p, %p, %p, %p lr %lr step %s grad_scale %lr beta1 0.9 beta2 0.95 eps 0.0 weight_decay 0.1 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<64xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.adamw' op weight_decay must be non-negative}}
+  %0:3 = llama.adamw %p, %p, %p, %p lr %lr step %s grad_scale %lr beta1 0.9 beta2 0.95 eps 1.0e-08 weight_decay -0.1 : tensor<64xf32>
+  return
+}
+
+// -----
+
+// llama.swiglu shape rules.
+func.func @f(%x: tensor<f32>) {
+  // expected-error @+1 {{swiglu input must have rank >= 1}}
+  %0 = llama.swiglu %x : tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x7xf32>) {
+  // expected-error @+1 {{swiglu last dim must be even (gate and up), got 7}}
+  %0 = llama.swiglu %x : tensor<2x7xf32>
+  return
+}
+
+// -----
+
+// (The message prints the dynamic size's sentinel value, which is not checked here.)
+func.func @f(%x: tensor<2x?xf32>) {
+  // expected-error @+1 {{swiglu last dim must be static (gate and up)}}
+  %0 = llama.swiglu %x : tensor<2x?xf32>
+  return
+}
+
+// -----
+
+// llama.qkv_rope verifier.
+func.func @f(%x: tensor<8x128xf32>) {
+  // expected-error @+1 {{'llama.qkv_rope' op input must be [batch, seq, (heads + 2 kv_heads) * head_dim], got rank 2}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads 2 theta 1.0e+04 : tensor<8x128xf32> -> tensor<8x4x16xf32>, tensor<8x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x128xf32>) {
+  // expected-error @+1 {{heads (4) must be a positive multiple of kv_heads (3)}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads 3 theta 1.0e+04 : tensor<2x8x128xf32> -> tensor<2x8x4x16xf32>, tensor<2x8x3x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x128xf32>) {
+  // expected-error @+1 {{heads (4) must be a positive multiple of kv_heads (-2)}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads -2 theta 1.0e+04 : tensor<2x8x128xf32> -> tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+// 120 = (4 + 2 x 2) x 15: the head_dim is odd.
+func.func @f(%x: tensor<2x8x120xf32>) {
+  // expected-error @+1 {{input width (120) must be (heads 4 + 2 x kv_heads 2) x an even head_dim}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads 2 theta 1.0e+04 : tensor<2x8x120xf32> -> tensor<2x8x4x15xf32>, tensor<2x8x2x15xf32>
+  return
+}
+
+// -----
+
+// A dynamic width is rejected.
+func.func @f(%x: tensor<2x8x?xf32>) {
+  // expected-error @+1 {{input width (dim 2) must be static}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads 2 theta 1.0e+04 : tensor<2x8x?xf32> -> tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x128xf32>) {
+  // expected-error @+1 {{q must be 'tensor<2x8x4x16xf32>', got 'tensor<2x8x4x8xf32>'}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads 2 theta 1.0e+04 : tensor<2x8x128xf32> -> tensor<2x8x4x8xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x128xf32>) {
+  // expected-error @+1 {{k must be 'tensor<2x8x2x16xf32>', got 'tensor<2x8x2x16xbf16>'}}
+  %q, %k, %v = llama.qkv_rope %x heads 4 kv_heads 2 theta 1.0e+04 : tensor<2x8x128xf32> -> tensor<2x8x4x16xf32>, tensor<2x8x2x16xbf16>
+  return
+}
+
+// -----
+
+// v's type is k's: in the generic form, the ODS constraint rejects a different one first.
+func.func @f(%x: tensor<2x8x128xf32>) {
+  // expected-error @+1 {{'llama.qkv_rope' op failed to verify that all of {k, v} have same type}}
+  %q, %k, %v = "llama.qkv_rope"(%x) <{heads = 4 : i64, kv_heads = 2 : i64, theta = 1.0e+04 : f64}> : (tensor<2x8x128xf32>) -> (tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x8xf32>)
+  return
+}
+
+// -----
+
+// llama.add_rms_norm: the input and the residual have one type. The custom form gives
+// both the input's type...
+// expected-note @+1 {{prior use here}}
+func.func @f(%x: tensor<2x8x64xf32>, %r: tensor<2x8x32xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{use of value '%r' expects different type than prior uses: 'tensor<2x8x64xf32>' vs 'tensor<2x8x32xf32>'}}
+  %0:2 = llama.add_rms_norm %x, %r, %w eps 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+// ... and in the generic form the ODS constraint rejects it.
+func.func @f(%x: tensor<2x8x64xf32>, %r: tensor<2x8x32xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{'llama.add_rms_norm' op failed to verify that all of {input, residual, sum, normed} have same type}}
+  %0:2 = "llama.add_rms_norm"(%x, %r, %w) <{eps = 1.0e-05 : f64}> : (tensor<2x8x64xf32>, tensor<2x8x32xf32>, tensor<64xf32>) -> (tensor<2x8x64xf32>, tensor<2x8x64xf32>)
+  return
+}
+
+// -----
+
+// The weight and eps follow llama.rms_norm's rule.
+func.func @f(%x: tensor<2x8x64xf32>, %w: tensor<32xf32>) {
+  // expected-error @+1 {{input dim (last) (64) does not match weight dim (32)}}
+  %0:2 = llama.add_rms_norm %x, %x, %w eps 1.0e-05 : tensor<2x8x64xf32>, tensor<32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x64xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{rms_norm eps must be positive}}
+  %0:2 = llama.add_rms_norm %x, %x, %w eps 0.0 : tensor<2x8x64xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+// llama.flash_attention takes llama.attention's rule.
+func.func @f(%q: tensor<2x8x64xf32>, %k: tensor<2x8x2x16xf32>) {
+  // expected-error @+1 {{query must have rank 4 ([batch, seq, heads, head_dim]), got rank 3}}
+  %0:2 = llama.flash_attention %q, %k, %k causal block_q 4 block_k 4 : tensor<2x8x64xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xbf16>) {
+  // expected-error @+1 {{query element type 'f32' differs from key element type 'bf16'}}
+  %0:2 = llama.flash_attention %q, %k, %k causal block_q 4 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xbf16>, tensor<2x8x2x16xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x8xf32>) {
+  // expected-error @+1 {{query head_dim (dim 3) (16) does not match key head_dim (dim 3) (8)}}
+  %0:2 = llama.flash_attention %q, %k, %k causal block_q 4 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x2x8xf32>, tensor<2x8x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>, %v: tensor<2x6x2x16xf32>) {
+  // expected-error @+1 {{key seq (dim 1) (8) does not match value seq (dim 1) (6)}}
+  %0:2 = llama.flash_attention %q, %k, %v causal block_q 4 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x6x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x?xf32>, %k: tensor<2x8x2x?xf32>) {
+  // expected-error @+1 {{attention head_dim (dim 3) must be static}}
+  %0:2 = llama.flash_attention %q, %k, %k causal block_q 4 block_k 4 : tensor<2x8x4x?xf32>, tensor<2x8x2x?xf32>, tensor<2x8x2x?xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>) {
+  // expected-error @+1 {{attention window 4 needs causal attention}}
+  %0:2 = llama.flash_attention %q, %k, %k window 4 block_q 4 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x3x16xf32>) {
+  // expected-error @+1 {{query heads (4) is not divisible by key/value heads (3)}}
+  %0:2 = llama.flash_attention %q, %k, %k causal block_q 4 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x3x16xf32>, tensor<2x8x3x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>) {
+  // expected-error @+1 {{attention scale must be positive}}
+  %0:2 = llama.flash_attention %q, %k, %k causal scale -1.0 block_q 4 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>) {
+  // expected-error @+1 {{attribute 'block_q' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %0:2 = llama.flash_attention %q, %k, %k causal block_q 0 block_k 4 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+  return
+}
+
+// -----
+
+// llama.logsumexp and llama.fused_cross_entropy (llama.cross_entropy's rule).
+func.func @f(%x: tensor<f32>) {
+  // expected-error @+1 {{logsumexp input must have rank >= 1}}
+  %0 = llama.logsumexp %x : tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<f32>, %t: tensor<i32>) {
+  // expected-error @+1 {{cross_entropy logits must have rank >= 1 (vocab last), got a scalar}}
+  %0:2 = llama.fused_cross_entropy %l, %t chunk 64 : tensor<f32>, tensor<i32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x8x256xf32>, %t: tensor<16xi32>) {
+  // expected-error @+1 {{cross_entropy targets must have rank 2 (the logits without the vocab dim), got rank 1}}
+  %0:2 = llama.fused_cross_entropy %l, %t chunk 64 : tensor<2x8x256xf32>, tensor<16xi32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x8x256xf32>, %t: tensor<2x7xi32>) {
+  // expected-error @+1 {{cross_entropy dim 1: logits (8) does not match targets (7)}}
+  %0:2 = llama.fused_cross_entropy %l, %t ignore_index -100 chunk 64 : tensor<2x8x256xf32>, tensor<2x7xi32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x8x256xf32>, %t: tensor<2x8xi32>) {
+  // expected-error @+1 {{attribute 'chunk' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %0:2 = llama.fused_cross_entropy %l, %t chunk 0 : tensor<2x8x256xf32>, tensor<2x8xi32>
+  return
+}
+
+// -----
+
+// llama.multi_adamw verifier.
+func.func @f(%a: tensor<64xf32>, %b: tensor<8x8xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.multi_adamw' op needs as many grads, ms and vs as params (2), got 1, 2, 2}}
+  %r:6 = llama.multi_adamw params [%a, %b] grads [%a] m [%a, %b] v [%a, %b] lr %lr step %s
+      grad_scale %lr beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decays [0.0, 0.1]
+      : (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<64xf32>, tensor<8x8xf32>,
+         tensor<64xf32>, tensor<8x8xf32>, tensor<f32>, tensor<i64>, tensor<f32>)
+        -> (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>,
+            tensor<8x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<64xf32>, %b: tensor<8x8xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.multi_adamw' op needs one weight decay per param (2), got 1}}
+  %r:6 = llama.multi_adamw params [%a, %b] grads [%a, %b] m [%a, %b] v [%a, %b] lr %lr
+      step %s grad_scale %lr beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decays [0.1]
+      : (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>,
+         tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<f32>, tensor<i64>,
+         tensor<f32>)
+        -> (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>,
+            tensor<8x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<64xf32>, %b: tensor<8x8xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.multi_adamw' op has 4 results for 2 params (expected 6)}}
+  %r:4 = llama.multi_adamw params [%a, %b] grads [%a, %b] m [%a, %b] v [%a, %b] lr %lr
+      step %s grad_scale %lr beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decays [0.0, 0.1]
+      : (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>,
+         tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<f32>, tensor<i64>,
+         tensor<f32>)
+        -> (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>)
+  return
+}
+
+// -----
+
+// A gradient of the wrong type.
+func.func @f(%a: tensor<64xf32>, %b: tensor<8x8xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{'llama.multi_adamw' op param 1 has type 'tensor<8x8xf32>' but a matching grad, moment or result has 'tensor<64xf32>'}}
+  %r:6 = llama.multi_adamw params [%a, %b] grads [%a, %a] m [%a, %b] v [%a, %b] lr %lr
+      step %s grad_scale %lr beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decays [0.0, 0.1]
+      : (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<64xf32>, tensor<64xf32>,
+         tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<f32>, tensor<i64>,
+         tensor<f32>)
+        -> (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>,
+            tensor<8x8xf32>)
+  return
+}
+
+// -----
+
+// A result of the wrong type (the new first moment of param 1).
+func.func @f(%a: tensor<64xf32>, %b: tensor<8x8xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{param 1 has type 'tensor<8x8xf32>' but a matching grad, moment or result has 'tensor<8x8xbf16>'}}
+  %r:6 = llama.multi_adamw params [%a, %b] grads [%a, %b] m [%a, %b] v [%a, %b] lr %lr
+      step %s grad_scale %lr beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decays [0.0, 0.1]
+      : (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>,
+         tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xf32>, tensor<f32>, tensor<i64>,
+         tensor<f32>)
+        -> (tensor<64xf32>, tensor<8x8xf32>, tensor<64xf32>, tensor<8x8xbf16>, tensor<64xf32>,
+            tensor<8x8xf32>)
+  return
+}
+
+// -----
+
+// llama.fused_elementwise verifier.
+func.func @f(%a: tensor<2x8xf32>) {
+  // expected-error @+1 {{'llama.fused_elementwise' op body takes 1 scalars for 2 inputs}}
+  %r = llama.fused_elementwise %a, %a : tensor<2x8xf32>, tensor<2x8xf32> -> tensor<2x8xf32> {
+  ^bb0(%x: f32):
+    llama.yield %x : f32
+  }
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8xf32>, %b: tensor<2x4xf32>) {
+  // expected-error @+1 {{'llama.fused_elementwise' op input 1 has shape 'tensor<2x4xf32>', the result 'tensor<2x8xf32>'}}
+  %r = llama.fused_elementwise %a, %b : tensor<2x8xf32>, tensor<2x4xf32> -> tensor<2x8xf32> {
+  ^bb0(%x: f32, %y: f32):
+    llama.yield %x : f32
+  }
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8xf32>, %b: tensor<2x8xbf16>) {
+  // expected-error @+1 {{'llama.fused_elementwise' op body argument 1 must be 'bf16'}}
+  %r = llama.fused_elementwise %a, %b : tensor<2x8xf32>, tensor<2x8xbf16> -> tensor<2x8xf32> {
+  ^bb0(%x: f32, %y: f32):
+    llama.yield %x : f32
+  }
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8xf32>) {
+  // expected-error @+1 {{'llama.fused_elementwise' op body must end with llama.yield of 'bf16'}}
+  %r = llama.fused_elementwise %a : tensor<2x8xf32> -> tensor<2x8xbf16> {
+  ^bb0(%x: f32):
+    llama.yield %x : f32
+  }
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8xf32>) {
+  %r = llama.fused_elementwise %a : tensor<2x8xf32> -> tensor<2x8xf32> {
+  ^bb0(%x: f32):
+    // expected-error @+1 {{'math.tanh' op is not supported in a llama.fused_elementwise body}}
+    %0 = math.tanh %x : f32
+    llama.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// The gradient ops' shapes relate to each other (they once passed the verifier and aborted
+// in llamac-decompose).
+func.func @f(%x: tensor<2x8xf32>, %g: tensor<2x3xf32>) {
+  // expected-error @+1 {{grad must be 'tensor<2x4xf32>' (half of the input's last dim), got 'tensor<2x3xf32>'}}
+  %0 = llama.swiglu_grad %x, %g : tensor<2x8xf32>, tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x32xf32>) {
+  // expected-error @+1 {{theta must be positive}}
+  %q, %k, %v = llama.qkv_rope %x heads 2 kv_heads 1 theta -1.0 : tensor<2x8x32xf32> -> tensor<2x8x2x8xf32>, tensor<2x8x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dq: tensor<1x3x4x4xf32>, %dk: tensor<1x3x2x4xf32>) {
+  // expected-error @+1 {{result must be 'tensor<1x3x32xf32>', got 'tensor<1x3x7xf32>'}}
+  %0 = llama.qkv_rope_grad %dq, %dk, %dk theta 1.0e+04 : tensor<1x3x4x4xf32>, tensor<1x3x2x4xf32> -> tensor<1x3x7xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dq: tensor<1x3x4x4xf32>, %dk: tensor<1x5x2x4xf32>) {
+  // expected-error @+1 {{must share batch, seq, a static head_dim and element type}}
+  %0 = llama.qkv_rope_grad %dq, %dk, %dk theta 1.0e+04 : tensor<1x3x4x4xf32>, tensor<1x5x2x4xf32> -> tensor<1x3x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%s: tensor<2x6xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{input dim (last) (6) does not match weight dim (4)}}
+  %dx, %dw = llama.add_rms_norm_grad %s, %w, %s, %s eps 1.0e-05 : tensor<2x6xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x2x8xf32>, %k: tensor<1x4x1x8xf32>, %lse: tensor<9xf32>) {
+  // expected-error @+1 {{lse must be 'tensor<1x4x2xf32>', got 'tensor<9xf32>'}}
+  %dq, %dk, %dv = llama.flash_attention_grad %q, %k, %k, %q, %lse, %q causal block_q 2 block_k 2 : tensor<1x4x2x8xf32>, tensor<1x4x1x8xf32>, tensor<1x4x1x8xf32>, tensor<9xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x2x8xf32>, %k: tensor<1x4x1x8xf32>, %lse: tensor<1x4x2xf32>) {
+  // expected-error @+1 {{attention window 2 needs causal attention}}
+  %dq, %dk, %dv = llama.flash_attention_grad %q, %k, %k, %q, %lse, %q window 2 block_q 2 block_k 2 : tensor<1x4x2x8xf32>, tensor<1x4x1x8xf32>, tensor<1x4x1x8xf32>, tensor<1x4x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x4x2x8xf32>, %k: tensor<1x4x1x8xf32>) {
+  // expected-error @+1 {{result must be 'tensor<1x4x2xf32>', got 'tensor<5x5xf32>'}}
+  %0 = llama.attention_lse %q, %k causal : tensor<1x4x2x8xf32>, tensor<1x4x1x8xf32> -> tensor<5x5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<3x5xf32>, %t: tensor<3xi32>, %lse: tensor<1xf32>, %g: tensor<f32>) {
+  // expected-error @+1 {{lse must be 'tensor<3xf32>', got 'tensor<1xf32>'}}
+  %0 = llama.fused_cross_entropy_grad %l, %t, %lse, %g chunk 2 : tensor<3x5xf32>, tensor<3xi32>, tensor<1xf32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error @+1 {{betas must be in [0, 1), got 1.5}}
+  %r:3 = llama.multi_adamw params [%p] grads [%p] m [%p] v [%p] lr %lr step %s grad_scale %lr beta1 1.5 beta2 0.95 eps 1.0e-05 weight_decays [0.0] : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8xf32>, %y: f32) {
+  %r = llama.fused_elementwise %a : tensor<2x8xf32> -> tensor<2x8xf32> {
+  ^bb0(%x: f32):
+    // expected-error @+1 {{uses a value defined outside the llama.fused_elementwise body}}
+    %s = arith.addf %x, %y : f32
+    llama.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x8xf32>) {
+  %r = llama.fused_elementwise %a : tensor<2x8xf32> -> tensor<2x8xf32> {
+  ^bb0(%x: f32):
+    // expected-error @+1 {{must produce 'f32', got 'f64'}}
+    %c = arith.constant 1.0 : f64
+    llama.yield %x : f32
+  }
+  return
+}

@@ -462,3 +462,310 @@ llama.model @shapes config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 4,
     return %s : tensor<16x8x4x?xf32>
   }
 }
+
+//===----------------------------------------------------------------------------------===//
+// Backward, training and fused ops, and the `state` parameters the training step declares.
+//===----------------------------------------------------------------------------------===//
+
+// CHECK-LABEL: llama.model @training
+// CHECK-SAME: config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 2, ffn_dim = 128,
+// CHECK-SAME: vocab_size = 256, max_seq_len = 32, norm_eps = 1.000000e-05,
+// CHECK-SAME: rope_theta = 1.000000e+04> {
+// Without the flag, `state` is not printed.
+// CHECK-NEXT:   llama.param @norm : tensor<64xf32> init ones{{$}}
+// CHECK-NEXT:   llama.param @output : tensor<256x64xf32> init normal(2.000000e-02){{$}}
+// CHECK-NEXT:   llama.param @adamw.m.norm : tensor<64xf32> init zeros state
+// CHECK-NEXT:   llama.param @adamw.v.norm : tensor<64xf32> init zeros state
+// CHECK-NEXT:   llama.param @grad_acc.output : tensor<256x64xf32> init zeros state
+// CHECK-NEXT:   llama.param @ema.norm : tensor<64xf32> init normal(1.000000e-02) state
+llama.model @training config <dim = 64, n_layers = 1, n_heads = 4, n_kv_heads = 2,
+    ffn_dim = 128, vocab_size = 256, max_seq_len = 32, norm_eps = 1.0e-05,
+    rope_theta = 1.0e+04> {
+  llama.param @norm : tensor<64xf32> init ones
+  llama.param @output : tensor<256x64xf32> init normal(2.0e-02)
+  llama.param @adamw.m.norm : tensor<64xf32> init zeros state
+  llama.param @adamw.v.norm : tensor<64xf32> init zeros state
+  llama.param @grad_acc.output : tensor<256x64xf32> init zeros state
+  llama.param @ema.norm : tensor<64xf32> init normal(1.0e-02) state
+
+  // CHECK-LABEL: func.func @pad
+  // CHECK-SAME: (%[[X:.*]]: tensor<176x64xf32>, %[[Y:.*]]: tensor<2x3x8xbf16>)
+  // CHECK-NEXT: %[[A:.*]] = llama.pad %[[X]] dim 0 [176, 0] : tensor<176x64xf32>
+  // CHECK-NEXT: %[[B:.*]] = llama.pad %[[Y]] dim 2 [1, 2] : tensor<2x3x8xbf16>
+  // CHECK-NEXT: %[[C:.*]] = llama.pad %[[Y]] dim 1 [0, 0] : tensor<2x3x8xbf16>
+  // CHECK-NEXT: return %[[A]], %[[B]], %[[C]] : tensor<352x64xf32>, tensor<2x3x11xbf16>, tensor<2x3x8xbf16>
+  func.func @pad(%x: tensor<176x64xf32>, %y: tensor<2x3x8xbf16>)
+      -> (tensor<352x64xf32>, tensor<2x3x11xbf16>, tensor<2x3x8xbf16>) {
+    %a = llama.pad %x dim 0 [176, 0] : tensor<176x64xf32>
+    %b = llama.pad %y dim 2 [1, 2] : tensor<2x3x8xbf16>
+    // Padding by nothing is accepted.
+    %c = llama.pad %y dim 1 [0, 0] : tensor<2x3x8xbf16>
+    return %a, %b, %c : tensor<352x64xf32>, tensor<2x3x11xbf16>, tensor<2x3x8xbf16>
+  }
+
+  // CHECK-LABEL: func.func @rope_inverse
+  // CHECK-SAME: (%[[X:.*]]: tensor<2x8x4x16xf32>, %[[POS:.*]]: index)
+  // CHECK-NEXT: %[[A:.*]] = llama.rope %[[X]] theta 1.000000e+04 inverse : tensor<2x8x4x16xf32>
+  // CHECK-NEXT: %[[B:.*]] = llama.rope %[[A]] theta 1.000000e+04 offset %[[POS]] inverse : tensor<2x8x4x16xf32>
+  // CHECK-NEXT: return %[[B]] : tensor<2x8x4x16xf32>
+  func.func @rope_inverse(%x: tensor<2x8x4x16xf32>, %pos: index) -> tensor<2x8x4x16xf32> {
+    %a = llama.rope %x theta 1.0e+04 inverse : tensor<2x8x4x16xf32>
+    %b = llama.rope %a theta 1.0e+04 offset %pos inverse : tensor<2x8x4x16xf32>
+    return %b : tensor<2x8x4x16xf32>
+  }
+
+  // CHECK-LABEL: func.func @backward
+  // CHECK-SAME: (%[[TOK:.*]]: tensor<2x8xi32>, %[[DH:.*]]: tensor<2x8x64xf32>, %[[X:.*]]: tensor<2x8x64xf32>, %[[DY:.*]]: tensor<2x8x128xf32>, %[[G:.*]]: tensor<64xf32>, %[[Q:.*]]: tensor<2x8x4x16xf32>, %[[K:.*]]: tensor<2x8x2x16xf32>, %[[DO:.*]]: tensor<2x8x4x16xf32>, %[[P:.*]]: tensor<2x4x8x8xf32>, %[[H:.*]]: tensor<2x8x128xbf16>, %[[L:.*]]: tensor<2x8x256xf32>, %[[DL:.*]]: tensor<f32>)
+  // CHECK-NEXT: %[[DE:.*]] = llama.embedding_grad %[[TOK]], %[[DH]] vocab 256 : tensor<2x8xi32>, tensor<2x8x64xf32>
+  // CHECK-NEXT: %[[DW:.*]] = llama.linear_weight_grad %[[DY]], %[[X]] : tensor<2x8x128xf32>, tensor<2x8x64xf32>
+  // CHECK-NEXT: %[[DX:.*]], %[[DG:.*]] = llama.rms_norm_grad %[[X]], %[[G]], %[[DH]] eps 1.000000e-05 : tensor<2x8x64xf32>, tensor<64xf32>, tensor<2x8x64xf32>
+  // CHECK-NEXT: %[[DQ:.*]], %[[DK:.*]], %[[DV:.*]] = llama.attention_grad %[[Q]], %[[K]], %[[K]], %[[DO]] causal window 4 scale 2.500000e-01 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x4x16xf32>
+  // CHECK-NEXT: %[[DS:.*]] = llama.softmax_grad %[[P]], %[[P]] : tensor<2x4x8x8xf32>
+  // CHECK-NEXT: %[[DSI:.*]] = llama.silu_grad %[[H]], %[[H]] : tensor<2x8x128xbf16>
+  // CHECK-NEXT: %[[DLG:.*]] = llama.cross_entropy_grad %[[L]], %[[TOK]], %[[DL]] ignore_index -100 : tensor<2x8x256xf32>, tensor<2x8xi32>
+  // CHECK-NEXT: return %[[DE]], %[[DW]], %[[DX]], %[[DG]], %[[DQ]], %[[DK]], %[[DV]], %[[DS]], %[[DSI]], %[[DLG]] : tensor<256x64xf32>, tensor<128x64xf32>, tensor<2x8x64xf32>, tensor<64xf32>, tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x4x8x8xf32>, tensor<2x8x128xbf16>, tensor<2x8x256xf32>
+  func.func @backward(%tok: tensor<2x8xi32>, %dh: tensor<2x8x64xf32>, %x: tensor<2x8x64xf32>,
+                      %dy: tensor<2x8x128xf32>, %g: tensor<64xf32>,
+                      %q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>,
+                      %do: tensor<2x8x4x16xf32>, %p: tensor<2x4x8x8xf32>,
+                      %h: tensor<2x8x128xbf16>, %l: tensor<2x8x256xf32>, %dl: tensor<f32>)
+      -> (tensor<256x64xf32>, tensor<128x64xf32>, tensor<2x8x64xf32>, tensor<64xf32>,
+          tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>,
+          tensor<2x4x8x8xf32>, tensor<2x8x128xbf16>, tensor<2x8x256xf32>) {
+    %de = llama.embedding_grad %tok, %dh vocab 256 : tensor<2x8xi32>, tensor<2x8x64xf32>
+    %dw = llama.linear_weight_grad %dy, %x : tensor<2x8x128xf32>, tensor<2x8x64xf32>
+    %dx, %dg = llama.rms_norm_grad %x, %g, %dh eps 1.0e-05
+        : tensor<2x8x64xf32>, tensor<64xf32>, tensor<2x8x64xf32>
+    %dq, %dk, %dv = llama.attention_grad %q, %k, %k, %do causal window 4 scale 2.5e-01
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>,
+          tensor<2x8x4x16xf32>
+    %ds = llama.softmax_grad %p, %p : tensor<2x4x8x8xf32>
+    %dsi = llama.silu_grad %h, %h : tensor<2x8x128xbf16>
+    %dlg = llama.cross_entropy_grad %l, %tok, %dl ignore_index -100
+        : tensor<2x8x256xf32>, tensor<2x8xi32>
+    return %de, %dw, %dx, %dg, %dq, %dk, %dv, %ds, %dsi, %dlg
+        : tensor<256x64xf32>, tensor<128x64xf32>, tensor<2x8x64xf32>, tensor<64xf32>,
+          tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>,
+          tensor<2x4x8x8xf32>, tensor<2x8x128xbf16>, tensor<2x8x256xf32>
+  }
+
+  // One optimizer step on @norm, with its moments in `state` parameters, and a gradient
+  // accumulated into a `state` parameter.
+  // CHECK-LABEL: func.func @step
+  // CHECK-SAME: (%[[G:.*]]: tensor<64xf32>, %[[G2:.*]]: tensor<256x64xf32>, %[[N:.*]]: tensor<f32>, %[[S:.*]]: tensor<i64>, %[[LR:.*]]: tensor<f32>, %[[TOTAL:.*]]: tensor<i64>) -> (tensor<f32>, tensor<f32>)
+  // CHECK-NEXT: %[[COEF:.*]], %[[NORM:.*]] = llama.grad_clip %[[G]], %[[G2]] count %[[N]] max_norm 1.000000e+00 : tensor<64xf32>, tensor<256x64xf32>
+  // CHECK-NEXT: %[[LRT:.*]] = llama.lr_schedule %[[S]], %[[LR]], %[[TOTAL]] warmup 2000 floor 1.000000e-01
+  // CHECK-NEXT: %[[P:.*]] = llama.get_param @norm : tensor<64xf32>
+  // CHECK-NEXT: %[[M:.*]] = llama.get_param @adamw.m.norm : tensor<64xf32>
+  // CHECK-NEXT: %[[V:.*]] = llama.get_param @adamw.v.norm : tensor<64xf32>
+  // CHECK-NEXT: %[[P1:.*]], %[[M1:.*]], %[[V1:.*]] = llama.adamw %[[P]], %[[G]], %[[M]], %[[V]] lr %[[LRT]] step %[[S]] grad_scale %[[COEF]] beta1 9.000000e-01 beta2 0.94999999999999996 eps 1.000000e-05 weight_decay 1.000000e-01 : tensor<64xf32>
+  // CHECK-NEXT: llama.set_param @norm = %[[P1]] : tensor<64xf32>
+  // CHECK-NEXT: llama.set_param @adamw.m.norm = %[[M1]] : tensor<64xf32>
+  // CHECK-NEXT: llama.set_param @adamw.v.norm = %[[V1]] : tensor<64xf32>
+  // CHECK-NEXT: %[[ACC:.*]] = llama.get_param @grad_acc.output : tensor<256x64xf32>
+  // CHECK-NEXT: %[[SUM:.*]] = llama.add %[[ACC]], %[[G2]] : tensor<256x64xf32>
+  // CHECK-NEXT: llama.set_param @grad_acc.output = %[[SUM]] : tensor<256x64xf32>
+  // CHECK-NEXT: return %[[NORM]], %[[LRT]] : tensor<f32>, tensor<f32>
+  func.func @step(%g: tensor<64xf32>, %g2: tensor<256x64xf32>, %n: tensor<f32>,
+                  %s: tensor<i64>, %lr: tensor<f32>, %total: tensor<i64>)
+      -> (tensor<f32>, tensor<f32>) {
+    %coef, %norm = llama.grad_clip %g, %g2 count %n max_norm 1.0
+        : tensor<64xf32>, tensor<256x64xf32>
+    %lrt = llama.lr_schedule %s, %lr, %total warmup 2000 floor 1.0e-01
+    %p = llama.get_param @norm : tensor<64xf32>
+    %m = llama.get_param @adamw.m.norm : tensor<64xf32>
+    %v = llama.get_param @adamw.v.norm : tensor<64xf32>
+    %p1, %m1, %v1 = llama.adamw %p, %g, %m, %v lr %lrt step %s grad_scale %coef
+        beta1 0.9 beta2 0.95 eps 1.0e-05 weight_decay 0.1 : tensor<64xf32>
+    llama.set_param @norm = %p1 : tensor<64xf32>
+    llama.set_param @adamw.m.norm = %m1 : tensor<64xf32>
+    llama.set_param @adamw.v.norm = %v1 : tensor<64xf32>
+    %acc = llama.get_param @grad_acc.output : tensor<256x64xf32>
+    %sum = llama.add %acc, %g2 : tensor<256x64xf32>
+    llama.set_param @grad_acc.output = %sum : tensor<256x64xf32>
+    return %norm, %lrt : tensor<f32>, tensor<f32>
+  }
+
+  // CHECK-LABEL: func.func @multi_adamw
+  // CHECK-SAME: (%[[P0:.*]]: tensor<64xf32>, %[[P1:.*]]: tensor<256x64xf32>, %[[G0:.*]]: tensor<64xf32>, %[[G1:.*]]: tensor<256x64xf32>, %[[M0:.*]]: tensor<64xf32>, %[[M1:.*]]: tensor<256x64xf32>, %[[V0:.*]]: tensor<64xf32>, %[[V1:.*]]: tensor<256x64xf32>, %[[LR:.*]]: tensor<f32>, %[[S:.*]]: tensor<i64>, %[[C:.*]]: tensor<f32>)
+  // CHECK-NEXT: %[[R:[0-9]+]]:6 = llama.multi_adamw params [%[[P0]], %[[P1]]] grads [%[[G0]], %[[G1]]] m [%[[M0]], %[[M1]]] v [%[[V0]], %[[V1]]] lr %[[LR]] step %[[S]] grad_scale %[[C]] beta1 9.000000e-01 beta2 0.94999999999999996 eps 1.000000e-05 weight_decays [0.000000e+00, 1.000000e-01] : (tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>)
+  // CHECK-NEXT: return %[[R]]#0, %[[R]]#1, %[[R]]#2, %[[R]]#3, %[[R]]#4, %[[R]]#5 : tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>
+  func.func @multi_adamw(%p0: tensor<64xf32>, %p1: tensor<256x64xf32>,
+                         %g0: tensor<64xf32>, %g1: tensor<256x64xf32>,
+                         %m0: tensor<64xf32>, %m1: tensor<256x64xf32>,
+                         %v0: tensor<64xf32>, %v1: tensor<256x64xf32>,
+                         %lr: tensor<f32>, %s: tensor<i64>, %c: tensor<f32>)
+      -> (tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>,
+          tensor<64xf32>, tensor<256x64xf32>) {
+    %r:6 = llama.multi_adamw params [%p0, %p1] grads [%g0, %g1] m [%m0, %m1] v [%v0, %v1]
+        lr %lr step %s grad_scale %c beta1 0.9 beta2 0.95 eps 1.0e-05
+        weight_decays [0.0, 0.1]
+        : (tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>,
+           tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>,
+           tensor<f32>, tensor<i64>, tensor<f32>)
+          -> (tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>,
+              tensor<64xf32>, tensor<256x64xf32>)
+    return %r#0, %r#1, %r#2, %r#3, %r#4, %r#5
+        : tensor<64xf32>, tensor<256x64xf32>, tensor<64xf32>, tensor<256x64xf32>,
+          tensor<64xf32>, tensor<256x64xf32>
+  }
+
+  // CHECK-LABEL: func.func @swiglu
+  // CHECK-SAME: (%[[GU:.*]]: tensor<2x8x256xf32>, %[[GUB:.*]]: tensor<4x6xbf16>)
+  // CHECK-NEXT: %[[M:.*]] = llama.swiglu %[[GU]] : tensor<2x8x256xf32>
+  // CHECK-NEXT: %[[DGU:.*]] = llama.swiglu_grad %[[GU]], %[[M]] : tensor<2x8x256xf32>, tensor<2x8x128xf32>
+  // CHECK-NEXT: %[[MB:.*]] = llama.swiglu %[[GUB]] : tensor<4x6xbf16>
+  // CHECK-NEXT: return %[[DGU]], %[[MB]] : tensor<2x8x256xf32>, tensor<4x3xbf16>
+  func.func @swiglu(%gu: tensor<2x8x256xf32>, %gub: tensor<4x6xbf16>)
+      -> (tensor<2x8x256xf32>, tensor<4x3xbf16>) {
+    %m = llama.swiglu %gu : tensor<2x8x256xf32>
+    %dgu = llama.swiglu_grad %gu, %m : tensor<2x8x256xf32>, tensor<2x8x128xf32>
+    %mb = llama.swiglu %gub : tensor<4x6xbf16>
+    return %dgu, %mb : tensor<2x8x256xf32>, tensor<4x3xbf16>
+  }
+
+  // CHECK-LABEL: func.func @qkv_rope
+  // CHECK-SAME: (%[[QKV:.*]]: tensor<2x8x128xf32>, %[[POS:.*]]: index, %[[QKVB:.*]]: tensor<1x1x96xbf16>)
+  // CHECK-NEXT: %[[Q:.*]], %[[K:.*]], %[[V:.*]] = llama.qkv_rope %[[QKV]] heads 4 kv_heads 2 theta 1.000000e+04 : tensor<2x8x128xf32> -> tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>
+  // CHECK-NEXT: %[[QO:.*]], %[[KO:.*]], %[[VO:.*]] = llama.qkv_rope %[[QKVB]] heads 4 kv_heads 4 theta 5.000000e+05 offset %[[POS]] : tensor<1x1x96xbf16> -> tensor<1x1x4x8xbf16>, tensor<1x1x4x8xbf16>
+  // CHECK-NEXT: %[[D:.*]] = llama.qkv_rope_grad %[[Q]], %[[K]], %[[V]] theta 1.000000e+04 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32> -> tensor<2x8x128xf32>
+  // CHECK-NEXT: %[[DO:.*]] = llama.qkv_rope_grad %[[QO]], %[[KO]], %[[VO]] theta 5.000000e+05 offset %[[POS]] : tensor<1x1x4x8xbf16>, tensor<1x1x4x8xbf16> -> tensor<1x1x96xbf16>
+  // CHECK-NEXT: return %[[D]], %[[DO]] : tensor<2x8x128xf32>, tensor<1x1x96xbf16>
+  func.func @qkv_rope(%qkv: tensor<2x8x128xf32>, %pos: index, %qkvb: tensor<1x1x96xbf16>)
+      -> (tensor<2x8x128xf32>, tensor<1x1x96xbf16>) {
+    %q, %k, %v = llama.qkv_rope %qkv heads 4 kv_heads 2 theta 1.0e+04
+        : tensor<2x8x128xf32> -> tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>
+    // Multi-head (kv_heads == heads), decoding at an offset.
+    %qo, %ko, %vo = llama.qkv_rope %qkvb heads 4 kv_heads 4 theta 5.0e+05 offset %pos
+        : tensor<1x1x96xbf16> -> tensor<1x1x4x8xbf16>, tensor<1x1x4x8xbf16>
+    %d = llama.qkv_rope_grad %q, %k, %v theta 1.0e+04
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32> -> tensor<2x8x128xf32>
+    %do = llama.qkv_rope_grad %qo, %ko, %vo theta 5.0e+05 offset %pos
+        : tensor<1x1x4x8xbf16>, tensor<1x1x4x8xbf16> -> tensor<1x1x96xbf16>
+    return %d, %do : tensor<2x8x128xf32>, tensor<1x1x96xbf16>
+  }
+
+  // CHECK-LABEL: func.func @add_rms_norm
+  // CHECK-SAME: (%[[X:.*]]: tensor<2x8x64xf32>, %[[R:.*]]: tensor<2x8x64xf32>, %[[W:.*]]: tensor<64xf32>)
+  // CHECK-NEXT: %[[H:.*]], %[[HN:.*]] = llama.add_rms_norm %[[X]], %[[R]], %[[W]] eps 1.000000e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+  // CHECK-NEXT: %[[DX:.*]], %[[DW:.*]] = llama.add_rms_norm_grad %[[H]], %[[W]], %[[HN]], %[[X]] eps 1.000000e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+  // CHECK-NEXT: return %[[H]], %[[HN]], %[[DX]], %[[DW]] : tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<64xf32>
+  func.func @add_rms_norm(%x: tensor<2x8x64xf32>, %r: tensor<2x8x64xf32>, %w: tensor<64xf32>)
+      -> (tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<64xf32>) {
+    %h, %hn = llama.add_rms_norm %x, %r, %w eps 1.0e-05 : tensor<2x8x64xf32>, tensor<64xf32>
+    %dx, %dw = llama.add_rms_norm_grad %h, %w, %hn, %x eps 1.0e-05
+        : tensor<2x8x64xf32>, tensor<64xf32>
+    return %h, %hn, %dx, %dw
+        : tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<64xf32>
+  }
+
+  // CHECK-LABEL: func.func @flash_attention
+  // CHECK-SAME: (%[[Q:.*]]: tensor<2x8x4x16xf32>, %[[K:.*]]: tensor<2x8x2x16xf32>, %[[DO:.*]]: tensor<2x8x4x16xf32>, %[[QB:.*]]: tensor<1x4x2x8xbf16>, %[[KB:.*]]: tensor<1x6x2x8xbf16>)
+  // CHECK-NEXT: %[[O:.*]], %[[LSE:.*]] = llama.flash_attention %[[Q]], %[[K]], %[[K]] causal window 4 scale 2.500000e-01 block_q 4 block_k 8 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+  // CHECK-NEXT: %[[DQ:.*]], %[[DK:.*]], %[[DV:.*]] = llama.flash_attention_grad %[[Q]], %[[K]], %[[K]], %[[O]], %[[LSE]], %[[DO]] causal window 4 scale 2.500000e-01 block_q 4 block_k 8 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x4xf32>
+  // CHECK-NEXT: %[[L2:.*]] = llama.attention_lse %[[Q]], %[[K]] causal window 4 scale 2.500000e-01 : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32> -> tensor<2x8x4xf32>
+  // CHECK-NEXT: %[[OB:.*]], %[[LSEB:.*]] = llama.flash_attention %[[QB]], %[[KB]], %[[KB]] block_q 2 block_k 3 : tensor<1x4x2x8xbf16>, tensor<1x6x2x8xbf16>, tensor<1x6x2x8xbf16>
+  // CHECK-NEXT: %[[L3:.*]] = llama.attention_lse %[[QB]], %[[KB]] : tensor<1x4x2x8xbf16>, tensor<1x6x2x8xbf16> -> tensor<1x4x2xf32>
+  // CHECK-NEXT: return %[[O]], %[[LSE]], %[[DQ]], %[[DK]], %[[DV]], %[[L2]], %[[OB]], %[[LSEB]], %[[L3]] : tensor<2x8x4x16xf32>, tensor<2x8x4xf32>, tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x4xf32>, tensor<1x4x2x8xbf16>, tensor<1x4x2xf32>, tensor<1x4x2xf32>
+  func.func @flash_attention(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x2x16xf32>,
+                             %do: tensor<2x8x4x16xf32>, %qb: tensor<1x4x2x8xbf16>,
+                             %kb: tensor<1x6x2x8xbf16>)
+      -> (tensor<2x8x4x16xf32>, tensor<2x8x4xf32>, tensor<2x8x4x16xf32>,
+          tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x4xf32>,
+          tensor<1x4x2x8xbf16>, tensor<1x4x2xf32>, tensor<1x4x2xf32>) {
+    %o, %lse = llama.flash_attention %q, %k, %k causal window 4 scale 2.5e-01
+        block_q 4 block_k 8
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>
+    %dq, %dk, %dv = llama.flash_attention_grad %q, %k, %k, %o, %lse, %do causal window 4
+        scale 2.5e-01 block_q 4 block_k 8
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>,
+          tensor<2x8x4xf32>
+    %l2 = llama.attention_lse %q, %k causal window 4 scale 2.5e-01
+        : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32> -> tensor<2x8x4xf32>
+    // Not causal, default scale; the log-sum-exp is f32 for bf16 operands.
+    %ob, %lseb = llama.flash_attention %qb, %kb, %kb block_q 2 block_k 3
+        : tensor<1x4x2x8xbf16>, tensor<1x6x2x8xbf16>, tensor<1x6x2x8xbf16>
+    %l3 = llama.attention_lse %qb, %kb
+        : tensor<1x4x2x8xbf16>, tensor<1x6x2x8xbf16> -> tensor<1x4x2xf32>
+    return %o, %lse, %dq, %dk, %dv, %l2, %ob, %lseb, %l3
+        : tensor<2x8x4x16xf32>, tensor<2x8x4xf32>, tensor<2x8x4x16xf32>,
+          tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x4xf32>,
+          tensor<1x4x2x8xbf16>, tensor<1x4x2xf32>, tensor<1x4x2xf32>
+  }
+
+  // CHECK-LABEL: func.func @fused_cross_entropy
+  // CHECK-SAME: (%[[L:.*]]: tensor<2x8x256xbf16>, %[[T:.*]]: tensor<2x8xi64>, %[[DL:.*]]: tensor<f32>, %[[L32:.*]]: tensor<8x256xf32>, %[[T32:.*]]: tensor<8xi32>)
+  // CHECK-NEXT: %[[LSE0:.*]] = llama.logsumexp %[[L]] : tensor<2x8x256xbf16>
+  // CHECK-NEXT: %[[LOSS:.*]], %[[LSE:.*]] = llama.fused_cross_entropy %[[L]], %[[T]] ignore_index -100 chunk 64 : tensor<2x8x256xbf16>, tensor<2x8xi64>
+  // CHECK-NEXT: %[[G:.*]] = llama.fused_cross_entropy_grad %[[L]], %[[T]], %[[LSE]], %[[DL]] ignore_index -100 chunk 64 : tensor<2x8x256xbf16>, tensor<2x8xi64>, tensor<2x8xf32>
+  // The default ignore_index (-1) is not printed.
+  // CHECK-NEXT: %[[LOSS2:.*]], %[[LSE2:.*]] = llama.fused_cross_entropy %[[L32]], %[[T32]] chunk 100 : tensor<8x256xf32>, tensor<8xi32>
+  // CHECK-NEXT: %[[G2:.*]] = llama.fused_cross_entropy_grad %[[L32]], %[[T32]], %[[LSE2]], %[[LOSS2]] chunk 100 : tensor<8x256xf32>, tensor<8xi32>, tensor<8xf32>
+  // CHECK-NEXT: return %[[LSE0]], %[[LOSS]], %[[LSE]], %[[G]], %[[G2]] : tensor<2x8xbf16>, tensor<f32>, tensor<2x8xf32>, tensor<2x8x256xbf16>, tensor<8x256xf32>
+  func.func @fused_cross_entropy(%l: tensor<2x8x256xbf16>, %t: tensor<2x8xi64>,
+                                 %dl: tensor<f32>, %l32: tensor<8x256xf32>,
+                                 %t32: tensor<8xi32>)
+      -> (tensor<2x8xbf16>, tensor<f32>, tensor<2x8xf32>, tensor<2x8x256xbf16>,
+          tensor<8x256xf32>) {
+    %lse0 = llama.logsumexp %l : tensor<2x8x256xbf16>
+    %loss, %lse = llama.fused_cross_entropy %l, %t ignore_index -100 chunk 64
+        : tensor<2x8x256xbf16>, tensor<2x8xi64>
+    %g = llama.fused_cross_entropy_grad %l, %t, %lse, %dl ignore_index -100 chunk 64
+        : tensor<2x8x256xbf16>, tensor<2x8xi64>, tensor<2x8xf32>
+    %loss2, %lse2 = llama.fused_cross_entropy %l32, %t32 ignore_index -1 chunk 100
+        : tensor<8x256xf32>, tensor<8xi32>
+    %g2 = llama.fused_cross_entropy_grad %l32, %t32, %lse2, %loss2 chunk 100
+        : tensor<8x256xf32>, tensor<8xi32>, tensor<8xf32>
+    return %lse0, %loss, %lse, %g, %g2
+        : tensor<2x8xbf16>, tensor<f32>, tensor<2x8xf32>, tensor<2x8x256xbf16>,
+          tensor<8x256xf32>
+  }
+
+  // Every op a fused_elementwise body may hold.
+  // CHECK-LABEL: func.func @fused_elementwise
+  // CHECK-SAME: (%[[A:.*]]: tensor<2x8xf32>, %[[B:.*]]: tensor<2x8xf32>, %[[C:.*]]: tensor<3xbf16>)
+  // CHECK-NEXT: %[[R:.*]] = llama.fused_elementwise %[[A]], %[[B]] : tensor<2x8xf32>, tensor<2x8xf32> -> tensor<2x8xf32> {
+  // CHECK-NEXT: ^bb0(%[[X:.*]]: f32, %[[Y:.*]]: f32):
+  // CHECK-NEXT:   %[[CST:.*]] = arith.constant 2.000000e+00 : f32
+  // CHECK-NEXT:   %[[E0:.*]] = arith.addf %[[X]], %[[Y]] : f32
+  // CHECK-NEXT:   %[[E1:.*]] = arith.subf %[[E0]], %[[CST]] : f32
+  // CHECK-NEXT:   %[[E2:.*]] = arith.mulf %[[E1]], %[[X]] : f32
+  // CHECK-NEXT:   %[[E3:.*]] = arith.divf %[[E2]], %[[Y]] : f32
+  // CHECK-NEXT:   %[[E4:.*]] = arith.negf %[[E3]] : f32
+  // CHECK-NEXT:   %[[E5:.*]] = arith.maximumf %[[E4]], %[[X]] : f32
+  // CHECK-NEXT:   %[[E6:.*]] = math.exp %[[E5]] : f32
+  // CHECK-NEXT:   %[[E7:.*]] = math.log %[[E6]] : f32
+  // CHECK-NEXT:   %[[E8:.*]] = math.sqrt %[[E7]] : f32
+  // CHECK-NEXT:   %[[E9:.*]] = math.rsqrt %[[E8]] : f32
+  // CHECK-NEXT:   llama.yield %[[E9]] : f32
+  // CHECK-NEXT: }
+  // CHECK-NEXT: %[[RB:.*]] = llama.fused_elementwise %[[C]] : tensor<3xbf16> -> tensor<3xbf16> {
+  // CHECK-NEXT: ^bb0(%[[Z:.*]]: bf16):
+  // CHECK-NEXT:   llama.yield %[[Z]] : bf16
+  // CHECK-NEXT: }
+  // CHECK-NEXT: return %[[R]], %[[RB]] : tensor<2x8xf32>, tensor<3xbf16>
+  func.func @fused_elementwise(%a: tensor<2x8xf32>, %b: tensor<2x8xf32>, %c: tensor<3xbf16>)
+      -> (tensor<2x8xf32>, tensor<3xbf16>) {
+    %r = llama.fused_elementwise %a, %b : tensor<2x8xf32>, tensor<2x8xf32> -> tensor<2x8xf32> {
+    ^bb0(%x: f32, %y: f32):
+      %cst = arith.constant 2.0 : f32
+      %0 = arith.addf %x, %y : f32
+      %1 = arith.subf %0, %cst : f32
+      %2 = arith.mulf %1, %x : f32
+      %3 = arith.divf %2, %y : f32
+      %4 = arith.negf %3 : f32
+      %5 = arith.maximumf %4, %x : f32
+      %6 = math.exp %5 : f32
+      %7 = math.log %6 : f32
+      %8 = math.sqrt %7 : f32
+      %9 = math.rsqrt %8 : f32
+      llama.yield %9 : f32
+    }
+    // A body whose element type is the operands' (bf16).
+    %rb = llama.fused_elementwise %c : tensor<3xbf16> -> tensor<3xbf16> {
+    ^bb0(%z: bf16):
+      llama.yield %z : bf16
+    }
+    return %r, %rb : tensor<2x8xf32>, tensor<3xbf16>
+  }
+}
