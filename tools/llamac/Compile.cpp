@@ -36,6 +36,10 @@ int llamac::driver::runCompile() {
   llama::ModelOp declared = selectModel(*module, args.input, args.model);
   if (!declared)
     return 1;
+  if (args.seq > declared.getConfig().getMaxSeqLen())
+    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
+                 declared.getSymName() + " (" +
+                 Twine(declared.getConfig().getMaxSeqLen()) + ")");
   std::string name = declared.getSymName().str();
   int64_t layers = 0;
   for (llama::LayerOp l : declared.getOps<llama::LayerOp>())
