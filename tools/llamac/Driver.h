@@ -22,11 +22,13 @@ llvm::cl::SubCommand &compileCommand();
 llvm::cl::SubCommand &runCommand();
 llvm::cl::SubCommand &checkCommand();
 llvm::cl::SubCommand &bisectCommand();
+llvm::cl::SubCommand &tokenizerCommand();
 int runInfo();
 int runCompile();
 int runRun();
 int runCheck();
 int runBisect();
+int runTokenizer();
 
 /// The options every model command takes: the input, which model, batch and sequence.
 struct ModelArgs {

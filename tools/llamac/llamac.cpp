@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
   llvm::cl::SetVersionPrinter(printVersion);
   for (llvm::cl::SubCommand *sub :
        {&llvm::cl::SubCommand::getTopLevel(), &infoCommand(), &compileCommand(),
-        &runCommand(), &checkCommand(), &bisectCommand()})
+        &runCommand(), &checkCommand(), &bisectCommand(), &tokenizerCommand()})
     llvm::cl::HideUnrelatedOptions(optionCategory(), *sub);
   if (!llvm::cl::ParseCommandLineOptions(
           argc, argv,
@@ -38,7 +38,9 @@ int main(int argc, char **argv) {
           "  llamac compile model.mlir [--batch N] [--seq T] [-o out.mlir]\n"
           "  llamac run model.mlir [--function F] [--inputs in.safetensors] [-o out]\n"
           "  llamac check model.mlir --pipeline PASSES [--tol X]\n"
-          "  llamac bisect model.mlir --pipeline PASSES [--dump-dir DIR]\n\n"
+          "  llamac bisect model.mlir --pipeline PASSES [--dump-dir DIR]\n"
+          "  llamac tokenizer train corpus.txt --vocab N -o tok.model\n"
+          "  llamac tokenizer encode|decode --model tok.model TEXT|IDS\n\n"
           "Run `llamac <command> --help` for a command's options.\n"))
     return 1;
   if (infoCommand())
@@ -51,5 +53,7 @@ int main(int argc, char **argv) {
     return runCheck();
   if (bisectCommand())
     return runBisect();
+  if (tokenizerCommand())
+    return runTokenizer();
   return error("no command given; run `llamac --help`");
 }
