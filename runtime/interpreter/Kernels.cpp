@@ -22,6 +22,75 @@ int64_t outer(const Tensor &t, int64_t keep) {
   return n;
 }
 
+/// The keys [lo, hi] that the query at key position `pos` sees: `attention`'s masks
+/// (causal, sliding window) as an interval, so that a tiled kernel can tell which tiles
+/// hold no visible key at all. Empty (lo > hi) when there is none.
+struct KeyRange {
+  int64_t lo, hi;
+};
+KeyRange visibleKeys(int64_t pos, int64_t numKeys, bool causal, int64_t window) {
+  int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+  int64_t hi = causal ? std::min(pos, numKeys - 1) : numKeys - 1;
+  return {lo, hi};
+}
+
+double dotProduct(const double *a, const double *b, int64_t n) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i)
+    acc += a[i] * b[i];
+  return acc;
+}
+
+/// cos and sin of rope's angles at position `pos` for a head of `d` channels, computed as
+/// `rope` computes them so that the fused kernels rotate identically.
+void ropeAngles(double pos, int64_t d, double theta, std::vector<double> &cosines,
+                std::vector<double> &sines) {
+  cosines.resize(d / 2);
+  sines.resize(d / 2);
+  for (int64_t i = 0; i < d / 2; ++i) {
+    double angle = pos * std::pow(theta, -2.0 * double(i) / double(d));
+    cosines[i] = std::cos(angle);
+    sines[i] = std::sin(angle);
+  }
+}
+
+void rotatePairs(const double *in, double *out, const std::vector<double> &cosines,
+                 const std::vector<double> &sines) {
+  for (size_t i = 0; i < cosines.size(); ++i) {
+    double x0 = in[2 * i], x1 = in[2 * i + 1];
+    out[2 * i] = x0 * cosines[i] - x1 * sines[i];
+    out[2 * i + 1] = x0 * sines[i] + x1 * cosines[i];
+  }
+}
+
+std::string targetError(int64_t target, int64_t row, int64_t vocab) {
+  return "target " + std::to_string(target) + " at flat index " + std::to_string(row) +
+         " is outside the vocabulary [0, " + std::to_string(vocab) + ")";
+}
+
+const double kNegInf = -std::numeric_limits<double>::infinity();
+
+
+/// Query row (bi, ti, hi)'s scaled scores against every key into `scores`, -inf where
+/// `attention`'s masks hide the key; returns their maximum (-inf when no key is visible).
+/// One implementation for the reference forward, backward and log-sum-exp.
+double maskedScores(const Tensor &q, const Tensor &k, int64_t bi, int64_t ti, int64_t hi,
+                    bool causal, int64_t window, double scale, std::vector<double> &scores) {
+  int64_t t = q.dim(1), h = q.dim(2), d = q.dim(3), s = k.dim(1), kvh = k.dim(2);
+  int64_t kh = hi / (h / kvh);
+  // Queries are aligned to the end of the keys.
+  KeyRange seen = visibleKeys(ti + s - t, s, causal, window);
+  const double *qv = q.data.data() + ((bi * t + ti) * h + hi) * d;
+  double maxScore = kNegInf;
+  for (int64_t si = 0; si < s; ++si) {
+    scores[si] = si >= seen.lo && si <= seen.hi
+                     ? dotProduct(qv, k.data.data() + ((bi * s + si) * kvh + kh) * d, d) * scale
+                     : kNegInf;
+    maxScore = std::max(maxScore, scores[si]);
+  }
+  return maxScore;
+}
+
 } // namespace
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -100,19 +169,15 @@ Tensor rmsNorm(const Tensor &x, const Tensor &w, double eps) {
 Tensor rope(const Tensor &x, double theta, int64_t offset, bool inverse) {
   int64_t b = x.dim(0), t = x.dim(1), h = x.dim(2), d = x.dim(3);
   Tensor out(x.dtype, x.shape);
+  std::vector<double> cosines, sines;
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t ti = 0; ti < t; ++ti) {
       // Negating the position negates every angle: the inverse rotation.
       double pos = double(ti + offset) * (inverse ? -1.0 : 1.0);
+      ropeAngles(pos, d, theta, cosines, sines);
       for (int64_t hi = 0; hi < h; ++hi) {
         int64_t base = ((bi * t + ti) * h + hi) * d;
-        for (int64_t i = 0; i < d / 2; ++i) {
-          double angle = pos * std::pow(theta, -2.0 * double(i) / double(d));
-          double c = std::cos(angle), s = std::sin(angle);
-          double x0 = x[base + 2 * i], x1 = x[base + 2 * i + 1];
-          out[base + 2 * i] = x0 * c - x1 * s;
-          out[base + 2 * i + 1] = x0 * s + x1 * c;
-        }
+        rotatePairs(x.data.data() + base, out.data.data() + base, cosines, sines);
       }
     }
   return out;
@@ -128,24 +193,9 @@ Tensor attention(const Tensor &q, const Tensor &k, const Tensor &v, bool causal,
     for (int64_t hi = 0; hi < h; ++hi) {
       int64_t kh = hi / group;
       for (int64_t ti = 0; ti < t; ++ti) {
-        int64_t pos = ti + s - t; // queries are aligned to the end of the keys
-        const double *qv = q.data.data() + ((bi * t + ti) * h + hi) * d;
-        double maxScore = -std::numeric_limits<double>::infinity();
-        for (int64_t si = 0; si < s; ++si) {
-          bool visible = (!causal || si <= pos) && (window <= 0 || si > pos - window);
-          if (!visible) {
-            scores[si] = -std::numeric_limits<double>::infinity();
-            continue;
-          }
-          const double *kv = k.data.data() + ((bi * s + si) * kvh + kh) * d;
-          double dot = 0;
-          for (int64_t i = 0; i < d; ++i)
-            dot += qv[i] * kv[i];
-          scores[si] = dot * scale;
-          maxScore = std::max(maxScore, scores[si]);
-        }
+        double maxScore = maskedScores(q, k, bi, ti, hi, causal, window, scale, scores);
         double *o = out.data.data() + ((bi * t + ti) * h + hi) * d;
-        if (maxScore == -std::numeric_limits<double>::infinity())
+        if (maxScore == kNegInf)
           continue; // no visible key: the output row stays zero
         double sum = 0;
         for (int64_t si = 0; si < s; ++si) {
@@ -363,25 +413,11 @@ AttentionGrads attentionGrad(const Tensor &q, const Tensor &k, const Tensor &v,
     for (int64_t hi = 0; hi < h; ++hi) {
       int64_t kh = hi / group;
       for (int64_t ti = 0; ti < t; ++ti) {
-        int64_t pos = ti + s - t; // the forward kernel's alignment and masks
         int64_t row = ((bi * t + ti) * h + hi) * d;
         const double *qv = q.data.data() + row, *go = grad.data.data() + row;
         // Recompute the probabilities of this row, as the forward kernel does.
-        double maxScore = -std::numeric_limits<double>::infinity();
-        for (int64_t si = 0; si < s; ++si) {
-          bool visible = (!causal || si <= pos) && (window <= 0 || si > pos - window);
-          if (!visible) {
-            p[si] = -std::numeric_limits<double>::infinity();
-            continue;
-          }
-          const double *kv = k.data.data() + ((bi * s + si) * kvh + kh) * d;
-          double dot = 0;
-          for (int64_t i = 0; i < d; ++i)
-            dot += qv[i] * kv[i];
-          p[si] = dot * scale;
-          maxScore = std::max(maxScore, p[si]);
-        }
-        if (maxScore == -std::numeric_limits<double>::infinity())
+        double maxScore = maskedScores(q, k, bi, ti, hi, causal, window, scale, p);
+        if (maxScore == kNegInf)
           continue; // no visible key: the output was the constant zero
         double sum = 0;
         for (int64_t si = 0; si < s; ++si)
@@ -515,57 +551,6 @@ GradClipResult gradClip(const std::vector<const Tensor *> &grads, double count,
 // Fused ops
 //===----------------------------------------------------------------------------------===//
 
-namespace {
-
-/// The keys [lo, hi] that the query at key position `pos` sees: `attention`'s masks
-/// (causal, sliding window) as an interval, so that a tiled kernel can tell which tiles
-/// hold no visible key at all. Empty (lo > hi) when there is none.
-struct KeyRange {
-  int64_t lo, hi;
-};
-KeyRange visibleKeys(int64_t pos, int64_t numKeys, bool causal, int64_t window) {
-  int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-  int64_t hi = causal ? std::min(pos, numKeys - 1) : numKeys - 1;
-  return {lo, hi};
-}
-
-double dotProduct(const double *a, const double *b, int64_t n) {
-  double acc = 0;
-  for (int64_t i = 0; i < n; ++i)
-    acc += a[i] * b[i];
-  return acc;
-}
-
-/// cos and sin of rope's angles at position `pos` for a head of `d` channels, computed as
-/// `rope` computes them so that the fused kernels rotate identically.
-void ropeAngles(double pos, int64_t d, double theta, std::vector<double> &cosines,
-                std::vector<double> &sines) {
-  cosines.resize(d / 2);
-  sines.resize(d / 2);
-  for (int64_t i = 0; i < d / 2; ++i) {
-    double angle = pos * std::pow(theta, -2.0 * double(i) / double(d));
-    cosines[i] = std::cos(angle);
-    sines[i] = std::sin(angle);
-  }
-}
-
-void rotatePairs(const double *in, double *out, const std::vector<double> &cosines,
-                 const std::vector<double> &sines) {
-  for (size_t i = 0; i < cosines.size(); ++i) {
-    double x0 = in[2 * i], x1 = in[2 * i + 1];
-    out[2 * i] = x0 * cosines[i] - x1 * sines[i];
-    out[2 * i + 1] = x0 * sines[i] + x1 * cosines[i];
-  }
-}
-
-std::string targetError(int64_t target, int64_t row, int64_t vocab) {
-  return "target " + std::to_string(target) + " at flat index " + std::to_string(row) +
-         " is outside the vocabulary [0, " + std::to_string(vocab) + ")";
-}
-
-const double kNegInf = -std::numeric_limits<double>::infinity();
-
-} // namespace
 
 Tensor swiglu(const Tensor &x) {
   int64_t f = x.dim(-1) / 2, rows = outer(x, 1);
@@ -826,24 +811,13 @@ AttentionGrads flashAttentionGrad(const Tensor &q, const Tensor &k, const Tensor
 
 Tensor attentionLse(const Tensor &q, const Tensor &k, bool causal, int64_t window,
                     double scale) {
-  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), d = q.dim(3);
-  int64_t s = k.dim(1), kvh = k.dim(2), group = h / kvh;
+  int64_t b = q.dim(0), t = q.dim(1), h = q.dim(2), s = k.dim(1);
   Tensor out(DType::F32, {b, t, h});
   std::vector<double> scores(s);
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t ti = 0; ti < t; ++ti)
       for (int64_t hi = 0; hi < h; ++hi) {
-        int64_t kh = hi / group, pos = ti + s - t;
-        const double *qv = q.data.data() + ((bi * t + ti) * h + hi) * d;
-        double maxScore = kNegInf;
-        for (int64_t si = 0; si < s; ++si) {
-          bool visible = (!causal || si <= pos) && (window <= 0 || si > pos - window);
-          scores[si] = visible
-                           ? dotProduct(qv, k.data.data() + ((bi * s + si) * kvh + kh) * d, d) *
-                                 scale
-                           : kNegInf;
-          maxScore = std::max(maxScore, scores[si]);
-        }
+        double maxScore = maskedScores(q, k, bi, ti, hi, causal, window, scale, scores);
         double &o = out[(bi * t + ti) * h + hi];
         if (maxScore == kNegInf) {
           o = kNegInf;
