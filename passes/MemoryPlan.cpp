@@ -101,7 +101,8 @@ void llamac::assignOffsets(MemoryPlan &plan) {
   }
 }
 
-FailureOr<MemoryPlan> llamac::planFunction(func::FuncOp fn) {
+FailureOr<MemoryPlan> llamac::planFunction(func::FuncOp fn,
+                                           function_ref<bool(Value)> storedElsewhere) {
   if (fn.isExternal())
     return MemoryPlan{};
   if (!fn.getBody().hasOneBlock())
@@ -133,7 +134,7 @@ FailureOr<MemoryPlan> llamac::planFunction(func::FuncOp fn) {
           bufferOf[result] = source->second;
         continue;
       }
-      if (!needsBuffer(result))
+      if (!needsBuffer(result) || (storedElsewhere && storedElsewhere(result)))
         continue;
       int64_t size = storageBytes(result.getType());
       if (size < 0)

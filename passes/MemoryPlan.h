@@ -10,6 +10,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Support/LLVM.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
 
 #include <cstdint>
@@ -58,7 +59,11 @@ bool needsBuffer(mlir::Value value);
 /// size: largest first, each at the lowest 64-byte-aligned offset free for its whole
 /// interval). Emits a diagnostic at the offending op and fails on a dynamically shaped
 /// value, on a body of several blocks, and on a tensor of elements without a size.
-mlir::FailureOr<MemoryPlan> planFunction(mlir::func::FuncOp fn);
+/// `storedElsewhere`, when given, names values that a lowering places outside the arena
+/// (written straight into a parameter or a result); they get no buffer.
+mlir::FailureOr<MemoryPlan>
+planFunction(mlir::func::FuncOp fn,
+             llvm::function_ref<bool(mlir::Value)> storedElsewhere = nullptr);
 
 /// Places `plan.buffers` (sizes and intervals given; offsets overwritten) and sets
 /// `arenaBytes` and `buffersBytes`. What planFunction does once it has the intervals.

@@ -62,6 +62,9 @@ struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipeli
 
 /// llamac-frontend, inlining, the forward fusions, llamac-autodiff of @loss, llamac-remat,
 /// llamac-train-step, the AdamW and pointwise fusions, CSE.
+/// The front end, then the forward-pass fusions (SwiGLU, QKV+RoPE, add+RMSNorm, flash
+/// attention): what `llamac compile --mode infer` lowers.
+void buildInferencePipeline(mlir::OpPassManager &pm, const FrontendPipelineOptions &options);
 void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);
 
 /// Registers every llamac pass and the named pipelines (`llamac-frontend`).

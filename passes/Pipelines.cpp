@@ -12,6 +12,16 @@ void llamac::buildFrontendPipeline(OpPassManager &pm, const FrontendPipelineOpti
   pm.addPass(createCSEPass());
 }
 
+void llamac::buildInferencePipeline(OpPassManager &pm, const FrontendPipelineOptions &options) {
+  buildFrontendPipeline(pm, options);
+  pm.addPass(createInlinerPass());
+  pm.addPass(createLlamaFuseSwiGLU());
+  pm.addPass(createLlamaFuseQKVRoPE());
+  pm.addPass(createLlamaFuseAddRMSNorm());
+  pm.addPass(createLlamaFuseAttention());
+  pm.addPass(createCSEPass());
+}
+
 void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOptions &options) {
   FrontendPipelineOptions frontend;
   frontend.batch = options.batch;
@@ -52,6 +62,11 @@ void llamac::registerLlamacPassesAndPipelines() {
       "Expand the layers and specialise batch and sequence: the tensor-level IR that "
       "autodiff, fusion and the interpreter work on",
       buildFrontendPipeline);
+  PassPipelineRegistration<FrontendPipelineOptions>(
+      "llamac-inference",
+      "The front end, then the forward-pass fusions: what `llamac compile --mode infer` "
+      "lowers to kernels",
+      buildInferencePipeline);
   PassPipelineRegistration<TrainingPipelineOptions>(
       "llamac-training",
       "The front end, then the training step: gradients of @loss (llamac-autodiff) and "

@@ -10,9 +10,10 @@ PACKAGES=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  # runtime: CPU GEMM, tokenizer, schemas, multi-process
-  libblis-dev libsentencepiece-dev sentencepiece libprotobuf-dev protobuf-compiler
-  libopenmpi-dev openmpi-bin
+  # runtime: CPU GEMM (BLIS's OpenMP build, not the serial one), tokenizer, schemas,
+  # multi-process
+  libblis-dev libblis-openmp-dev libsentencepiece-dev sentencepiece libprotobuf-dev
+  protobuf-compiler libopenmpi-dev openmpi-bin
   # the default corpus
   bible-kjv
 )

@@ -49,19 +49,6 @@ std::vector<int64_t> llamac::concreteShape(RankedTensorType type, int64_t batch,
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-/// A uniform double in (0, 1).
-double uniform(uint64_t key, uint64_t index) {
-  uint64_t bits = splitmix64(key ^ splitmix64(index));
-  return (double(bits >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
 std::string locString(Operation *op) {
   std::string s;
   llvm::raw_string_ostream os(s);
@@ -158,18 +145,6 @@ bool fusedElementwise(FusedElementwiseOp op, const std::vector<const Tensor *> &
 }
 
 } // namespace
-
-uint64_t llamac::streamKey(uint64_t seed, const std::string &name) {
-  uint64_t h = 1469598103934665603ull; // FNV-1a
-  for (unsigned char c : name)
-    h = (h ^ c) * 1099511628211ull;
-  return splitmix64(h ^ splitmix64(seed));
-}
-
-double llamac::gaussian(uint64_t key, uint64_t index) {
-  double u1 = uniform(key, 2 * index), u2 = uniform(key, 2 * index + 1);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-}
 
 //===----------------------------------------------------------------------------------===//
 // Parameters

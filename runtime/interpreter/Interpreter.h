@@ -20,6 +20,7 @@
 #define LLAMAC_RUNTIME_INTERPRETER_INTERPRETER_H
 
 #include "dialects/llama/LlamaOps.h"
+#include "runtime/Random.h" // gaussian, streamKey: shared with generated executables
 #include "runtime/Tensor.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -45,11 +46,6 @@ std::optional<DType> toDType(mlir::Type elementType);
 
 /// A tensor of `type` with dynamic dimensions 0 and 1 bound to batch and seq.
 std::vector<int64_t> concreteShape(mlir::RankedTensorType type, int64_t batch, int64_t seq);
-
-/// Standard normal sample `index` of the stream `key`: the same on every machine.
-double gaussian(uint64_t key, uint64_t index);
-/// A 64-bit key for (seed, name).
-uint64_t streamKey(uint64_t seed, const std::string &name);
 
 class Interpreter {
 public:

@@ -1,16 +1,38 @@
 //===- Compile.cpp - `llamac compile` ----------------------------------------------===//
 //
-// Runs the pipeline that exists today (llamac-frontend: expand layers, specialise batch
-// and sequence) and prints a summary; -o writes the resulting tensor-level IR. Later
-// stages (autodiff, fusion, code generation) extend this command.
+// Without --mode: the front end (expand layers, specialise batch and sequence) and a
+// summary; -o writes the tensor-level IR.
+//
+// With --mode train|infer: the whole way to an executable.
+//   train  llamac-training (autodiff, remat, train step, fusions) at (batch, seq); lowers
+//          @train_grad, @train_update, @loss, @forward and @loss_grad
+//   infer  llamac-inference at three shapes of one row: @prefill (chunk = --seq, KV cache),
+//          @decode (one token, KV cache) and @forward (the whole context, no cache)
+// then the kernel-level IR (codegen/Lower.h), the target emitter (codegen/CpuEmitter.h) and
+// the host C++ compiler, linking the runtime. --emit stops earlier: `kernels` prints the
+// kernel-level IR, `cpp` writes the generated source, `mlir` the lowered tensor IR.
+// The executable is written to a temporary file beside -o and renamed over it only when
+// everything succeeded, so a failed compile leaves what was there.
 //
 //===----------------------------------------------------------------------------------===//
 
 #include "tools/llamac/Driver.h"
 
+#include "codegen/CpuEmitter.h"
+#include "tools/llamac/HostToolchain.h"
+#include "codegen/KernelIR.h"
+#include "codegen/Lower.h"
+#include "models/ModelInfo.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 #include <chrono>
@@ -19,53 +41,71 @@ using namespace mlir;
 using namespace llamac;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> outputFile("o", cl::desc("Write the compiled IR to this file"),
-                                       cl::value_desc("file"),
+static cl::opt<std::string> outputFile("o", cl::desc("Output file"), cl::value_desc("file"),
                                        cl::sub(driver::compileCommand()),
                                        cl::cat(driver::optionCategory()));
+static cl::opt<std::string> target("target", cl::desc("Code generation target: cpu"),
+                                   cl::init("cpu"), cl::sub(driver::compileCommand()),
+                                   cl::cat(driver::optionCategory()));
+static cl::opt<std::string> mode("mode",
+                                 cl::desc("Generate a program: train or infer (without it, "
+                                          "print the front end's summary)"),
+                                 cl::sub(driver::compileCommand()),
+                                 cl::cat(driver::optionCategory()));
+static cl::opt<std::string> emit("emit",
+                                 cl::desc("With --mode: exe (default), cpp, kernels or mlir"),
+                                 cl::init("exe"), cl::sub(driver::compileCommand()),
+                                 cl::cat(driver::optionCategory()));
+static cl::opt<int64_t> warmup("warmup", cl::desc("Learning-rate warm-up steps (train)"),
+                               cl::init(100), cl::sub(driver::compileCommand()),
+                               cl::cat(driver::optionCategory()));
+static cl::opt<double> lrFloor("lr-floor",
+                               cl::desc("Final learning rate as a fraction of the peak"),
+                               cl::init(0.1), cl::sub(driver::compileCommand()),
+                               cl::cat(driver::optionCategory()));
+static cl::opt<double> weightDecay("weight-decay", cl::desc("AdamW weight decay"),
+                                   cl::init(0.1), cl::sub(driver::compileCommand()),
+                                   cl::cat(driver::optionCategory()));
+static cl::opt<double> maxGradNorm("max-grad-norm", cl::desc("Gradient clipping norm"),
+                                   cl::init(1.0), cl::sub(driver::compileCommand()),
+                                   cl::cat(driver::optionCategory()));
+static cl::opt<std::string> remat("remat",
+                                  cl::desc("Rematerialisation policy (see llamac-remat)"),
+                                  cl::init("none"), cl::sub(driver::compileCommand()),
+                                  cl::cat(driver::optionCategory()));
+static cl::opt<std::string> cxx("cxx", cl::desc("Host C++ compiler"),
+                                cl::init(LLAMAC_HOST_CXX), cl::sub(driver::compileCommand()),
+                                cl::cat(driver::optionCategory()));
+static cl::opt<bool> keepSource("keep-source",
+                                cl::desc("Keep the generated source beside the executable"),
+                                cl::sub(driver::compileCommand()),
+                                cl::cat(driver::optionCategory()));
 
-int llamac::driver::runCompile() {
-  ModelArgs args = modelArgs();
-  if (args.batch <= 0 || args.seq < 0)
-    return error("--batch must be positive and --seq non-negative");
-  auto start = std::chrono::steady_clock::now();
-  auto ctx = makeContext();
-  OwningOpRef<ModuleOp> module = loadModule(args.input, *ctx);
-  if (!module)
-    return 1;
-  llama::ModelOp declared = selectModel(*module, args.input, args.model);
-  if (!declared)
-    return 1;
-  if (args.seq > declared.getConfig().getMaxSeqLen())
-    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
-                 declared.getSymName() + " (" +
-                 Twine(declared.getConfig().getMaxSeqLen()) + ")");
+namespace {
+
+int summary(const driver::ModelArgs &args, MLIRContext &ctx, ModuleOp module,
+            llama::ModelOp declared, double startMs) {
   std::string name = declared.getSymName().str();
   int64_t layers = 0;
   for (llama::LayerOp l : declared.getOps<llama::LayerOp>())
     layers += l.getRepeat();
-  if (failed(runFrontend(*module, args.batch, args.seq)))
+  if (failed(driver::runFrontend(module, args.batch, args.seq)))
     return 1;
   auto model = cast<llama::ModelOp>(
-      SymbolTable::lookupSymbolIn(*module, StringAttr::get(ctx.get(), name)));
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                        start)
-                  .count();
-
+      SymbolTable::lookupSymbolIn(module, StringAttr::get(&ctx, name)));
   if (!outputFile.empty()) {
     std::string message;
     auto out = openOutputFile(outputFile, &message);
     if (!out)
-      return error("cannot write '" + outputFile + "': " + message);
-    module->print(out->os());
+      return driver::error("cannot write '" + outputFile + "': " + message);
+    module.print(out->os());
     out->keep();
   }
-
   int64_t params = 0;
   for (llama::ParamOp p : model.getOps<llama::ParamOp>())
     params += p.getTensorType().getNumElements();
   llvm::outs() << "compiled @" << name << " from " << args.input << " in "
-               << llvm::format("%.1f ms", ms) << "\n";
+               << llvm::format("%.1f ms", startMs) << "\n";
   llvm::outs() << "  layers expanded: " << layers << ", parameters: "
                << llvm::range_size(model.getOps<llama::ParamOp>()) << " tensors, " << params
                << " elements\n";
@@ -78,4 +118,320 @@ int llamac::driver::runCompile() {
   if (!outputFile.empty())
     llvm::outs() << "  wrote " << outputFile << "\n";
   return 0;
+}
+
+/// A copy of `module` run through `pipeline`; null (diagnostics printed) on failure.
+OwningOpRef<ModuleOp> lowerCopy(ModuleOp module, llvm::function_ref<void(OpPassManager &)> build) {
+  OwningOpRef<ModuleOp> copy = module.clone();
+  PassManager pm(module.getContext());
+  build(pm);
+  if (failed(pm.run(*copy)))
+    return nullptr;
+  return copy;
+}
+
+llama::ModelOp findModel(ModuleOp module, StringRef name) {
+  return dyn_cast_or_null<llama::ModelOp>(
+      SymbolTable::lookupSymbolIn(module, StringAttr::get(module.getContext(), name)));
+}
+
+func::FuncOp findFunc(llama::ModelOp model, StringRef name) {
+  for (func::FuncOp f : model.getOps<func::FuncOp>())
+    if (f.getSymName() == name)
+      return f;
+  return nullptr;
+}
+
+/// Builds the kernel-level program of `mode`; false after printing why.
+bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
+                  kir::Program &program) {
+  program.mode = mode;
+  program.target = target;
+  llama::ModelOp declared = findModel(module, name);
+  int64_t context = declared.getConfig().getMaxSeqLen();
+
+  // FLOPs per token from the forward pass at the training shape (ModelInfo's convention).
+  {
+    OwningOpRef<ModuleOp> expanded = lowerCopy(module, [&](OpPassManager &pm) {
+      FrontendPipelineOptions o;
+      o.batch = 1;
+      o.seq = seq;
+      buildFrontendPipeline(pm, o);
+    });
+    if (!expanded)
+      return false;
+    ModelInfo info;
+    info.name = name.str();
+    info.batch = 1;
+    info.seq = seq;
+    if (failed(measureForward(findModel(*expanded, name), info)))
+      return false;
+    program.trainFlopsPerToken = info.trainingFlopsPerToken();
+    program.inferFlopsPerToken = info.matmulFlops / info.tokens();
+  }
+
+  if (mode == "train") {
+    program.batch = batch;
+    program.seq = seq;
+    OwningOpRef<ModuleOp> lowered = lowerCopy(module, [&](OpPassManager &pm) {
+      TrainingPipelineOptions o;
+      o.batch = batch;
+      o.seq = seq;
+      o.warmup = warmup;
+      o.floor = lrFloor;
+      o.weightDecay = weightDecay;
+      o.maxGradNorm = maxGradNorm;
+      o.remat = remat;
+      buildTrainingPipeline(pm, o);
+    });
+    if (!lowered)
+      return false;
+    llama::ModelOp model = findModel(*lowered, name);
+    if (failed(kir::lowerParams(model, program)))
+      return false;
+    for (StringRef fn : {"train_grad", "train_update", "loss", "forward", "loss_grad"}) {
+      func::FuncOp f = findFunc(model, fn);
+      if (!f) {
+        if (fn == "forward" || fn == "loss_grad")
+          continue;
+        llvm::errs() << "error: the training pipeline produced no @" << fn << "\n";
+        return false;
+      }
+      if (failed(kir::lowerFunction(f, program, {fn.str(), false})))
+        return false;
+    }
+    auto text = [](double v) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%g", v);
+      return std::string(buf);
+    };
+    program.config = {{"warmup", std::to_string(warmup)},
+                      {"lr_floor", text(lrFloor)},
+                      {"weight_decay", text(weightDecay)},
+                      {"max_grad_norm", text(maxGradNorm)},
+                      {"remat", remat.getValue()}};
+  } else {
+    program.batch = 1;
+    program.seq = seq;
+    struct Variant {
+      const char *name;
+      int64_t seq;
+      bool cache;
+    } variants[] = {{"prefill", seq, true}, {"decode", 1, true}, {"forward", context, false}};
+    bool first = true;
+    for (const Variant &v : variants) {
+      OwningOpRef<ModuleOp> lowered = lowerCopy(module, [&](OpPassManager &pm) {
+        FrontendPipelineOptions o;
+        o.batch = 1;
+        o.seq = v.seq;
+        buildInferencePipeline(pm, o);
+      });
+      if (!lowered)
+        return false;
+      llama::ModelOp model = findModel(*lowered, name);
+      if (first && failed(kir::lowerParams(model, program)))
+        return false;
+      first = false;
+      func::FuncOp f = findFunc(model, "forward");
+      if (!f) {
+        llvm::errs() << "error: @" << name << " has no @forward to generate inference from\n";
+        return false;
+      }
+      if (failed(kir::lowerFunction(f, program, {v.name, v.cache})))
+        return false;
+    }
+    program.config = {{"prefill_chunk", std::to_string(seq)}};
+  }
+  std::string why;
+  if (!kir::verify(program, &why)) {
+    llvm::errs() << "error: internal: the kernel-level program is inconsistent: " << why
+                 << "\n";
+    return false;
+  }
+  return true;
+}
+
+std::string commandLine() {
+  std::string s = "llamac compile " + driver::modelArgs().input + " --target " + target +
+                  " --mode " + mode;
+  return s;
+}
+
+/// Writes `text` to `path` atomically.
+bool writeFile(const std::string &path, llvm::function_ref<void(llvm::raw_ostream &)> body) {
+  std::string message;
+  auto out = openOutputFile(path, &message);
+  if (!out) {
+    driver::error("cannot write '" + path + "': " + message);
+    return false;
+  }
+  body(out->os());
+  out->keep();
+  return true;
+}
+
+int compileExecutable(const kir::Program &program, const std::string &output) {
+  // The source goes to a temporary file beside the output (or to <output>.cpp when kept),
+  // the executable to a temporary name that is renamed over the output at the end.
+  SmallString<256> dir(output);
+  llvm::sys::path::remove_filename(dir);
+  if (dir.empty())
+    dir = ".";
+  if (!llvm::sys::fs::is_directory(dir))
+    return driver::error("cannot write '" + output + "': no directory '" + dir + "'");
+  std::string base = llvm::sys::path::filename(output).str();
+  SmallString<256> source;
+  if (keepSource) {
+    source = output + ".cpp";
+  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile("llamac-" + base, "cpp",
+                                                                     source)) {
+    return driver::error("cannot create a temporary file: " + ec.message());
+  }
+  if (!writeFile(source.str().str(), [&](llvm::raw_ostream &os) {
+        emitCpu(program, commandLine(), os);
+      }))
+    return 1;
+  SmallString<256> temp(dir);
+  llvm::sys::path::append(temp, "." + base + ".llamac-tmp");
+
+  // A path is taken as given; a bare name is looked up in PATH.
+  llvm::ErrorOr<std::string> compiler =
+      StringRef(cxx).contains('/')
+          ? (llvm::sys::fs::can_execute(cxx)
+                 ? llvm::ErrorOr<std::string>(cxx.getValue())
+                 : llvm::ErrorOr<std::string>(std::make_error_code(std::errc::no_such_file_or_directory)))
+          : llvm::sys::findProgramByName(cxx);
+  if (!compiler) {
+    if (!keepSource)
+      llvm::sys::fs::remove(source);
+    return driver::error("cannot find the host C++ compiler '" + cxx + "' (set --cxx)");
+  }
+  std::vector<std::string> argv = {*compiler, "-std=c++20", "-O2", "-fopenmp", "-w"};
+  for (StringRef dirInc : {StringRef(LLAMAC_INCLUDE_SOURCE), StringRef(LLAMAC_INCLUDE_BINARY)})
+    argv.push_back(("-I" + dirInc).str());
+  argv.push_back(source.str().str());
+  argv.push_back("-o");
+  argv.push_back(temp.str().str());
+  SmallVector<StringRef> libs;
+  StringRef(LLAMAC_HOST_LINK).split(libs, ';', -1, false);
+  for (StringRef lib : libs)
+    argv.push_back(lib.str());
+  SmallVector<StringRef> refs(argv.begin(), argv.end());
+  std::string message;
+  auto start = std::chrono::steady_clock::now();
+  int rc = llvm::sys::ExecuteAndWait(*compiler, refs, std::nullopt, {}, 0, 0, &message);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!keepSource)
+    llvm::sys::fs::remove(source);
+  if (rc != 0) {
+    llvm::sys::fs::remove(temp);
+    return driver::error("the host compiler failed on the generated code (exit " + Twine(rc) +
+                         (message.empty() ? "" : ", " + message) +
+                         "); rerun with --keep-source to inspect it");
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(temp, output)) {
+    llvm::sys::fs::remove(temp);
+    return driver::error("cannot write '" + output + "': " + ec.message());
+  }
+  llvm::outs() << "  host compile " << llvm::format("%.1f s", seconds) << "; wrote " << output
+               << "\n";
+  return 0;
+}
+
+} // namespace
+
+int llamac::driver::runCompile() {
+  ModelArgs args = modelArgs();
+  if (args.batch <= 0 || args.seq < 0)
+    return error("--batch must be positive and --seq non-negative");
+  if (target != "cpu")
+    return error("--target '" + target + "' is not available; this build generates code for: "
+                 "cpu");
+  if (!mode.empty() && mode != "train" && mode != "infer")
+    return error("--mode must be train or infer, not '" + mode + "'");
+  if (!mode.empty() && emit != "exe" && emit != "cpp" && emit != "kernels" && emit != "mlir")
+    return error("--emit must be exe, cpp, kernels or mlir, not '" + emit + "'");
+  if (!mode.empty() && emit != "kernels" && outputFile.empty())
+    return error("--mode " + mode + " needs -o <file>");
+  if (warmup < 0 || lrFloor < 0 || lrFloor > 1 || weightDecay < 0 || maxGradNorm <= 0)
+    return error("--warmup must be >= 0, --lr-floor in [0, 1], --weight-decay >= 0 and "
+                 "--max-grad-norm > 0");
+  auto start = std::chrono::steady_clock::now();
+  auto ctx = makeContext();
+  OwningOpRef<ModuleOp> module = loadModule(args.input, *ctx);
+  if (!module)
+    return 1;
+  llama::ModelOp declared = selectModel(*module, args.input, args.model);
+  if (!declared)
+    return 1;
+  int64_t context = declared.getConfig().getMaxSeqLen();
+  if (args.seq > context)
+    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
+                 declared.getSymName() + " (" + Twine(context) + ")");
+  auto elapsedMs = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
+  };
+  if (mode.empty())
+    return summary(args, *ctx, *module, declared, elapsedMs());
+
+  std::string name = declared.getSymName().str();
+  int64_t seq = args.seq;
+  if (seq == 0)
+    seq = mode == "infer" ? std::min<int64_t>(context, 64) : context;
+  if (mode == "infer" && args.batch != 1)
+    return error("--mode infer generates batch-1 programs; drop --batch");
+  if (mode == "infer" && emit == "mlir")
+    return error("--emit mlir is available for --mode train");
+
+  if (emit == "mlir") {
+    OwningOpRef<ModuleOp> lowered = lowerCopy(*module, [&](OpPassManager &pm) {
+      TrainingPipelineOptions o;
+      o.batch = args.batch;
+      o.seq = seq;
+      o.warmup = warmup;
+      o.floor = lrFloor;
+      o.weightDecay = weightDecay;
+      o.maxGradNorm = maxGradNorm;
+      o.remat = remat;
+      buildTrainingPipeline(pm, o);
+    });
+    if (!lowered)
+      return 1;
+    return writeFile(outputFile, [&](llvm::raw_ostream &os) { lowered->print(os); }) ? 0 : 1;
+  }
+
+  kir::Program program;
+  if (!buildProgram(*module, name, args.batch, seq, program))
+    return 1;
+
+  if (emit == "kernels") {
+    if (outputFile.empty() || outputFile == "-") {
+      kir::print(program, llvm::outs());
+      return 0;
+    }
+    return writeFile(outputFile, [&](llvm::raw_ostream &os) { kir::print(program, os); }) ? 0
+                                                                                          : 1;
+  }
+  if (emit == "cpp")
+    return writeFile(outputFile,
+                     [&](llvm::raw_ostream &os) { emitCpu(program, commandLine(), os); })
+               ? 0
+               : 1;
+
+  llvm::outs() << "compiled @" << name << " (" << mode << ", " << target << ", batch "
+               << program.batch << ", seq " << program.seq << ") in "
+               << llvm::format("%.1f ms", elapsedMs()) << "\n";
+  for (const kir::Function &f : program.functions)
+    llvm::outs() << "  @" << f.name << ": " << f.launches.size() << " launches, arena "
+                 << f.arenaBytes << " bytes (" << f.buffersBytes << " without reuse, "
+                 << llvm::format("%.2fx", f.arenaBytes ? double(f.buffersBytes) / f.arenaBytes
+                                                       : 1.0)
+                 << ")\n";
+  llvm::outs() << "  parameters and optimizer state: " << program.paramBytes << " bytes";
+  if (program.cacheBytes)
+    llvm::outs() << ", KV cache: " << program.cacheBytes << " bytes";
+  llvm::outs() << "\n";
+  return compileExecutable(program, outputFile);
 }

@@ -1,0 +1,779 @@
+//===- Lower.cpp - tensor-level llama IR to the kernel-level IR ---------------------===//
+//
+// Storage first, then launches. Storage decisions, in order of preference:
+//   * views: llama.get_param is the parameter's slot, llama.split_dim / merge_dims alias
+//     their input, function arguments are the caller's input buffers;
+//   * stored elsewhere: a value whose only use is `llama.set_param @p` is written straight
+//     into @p when nothing reads the old @p after the value is computed (the accumulation
+//     `grad.x + g`, AdamW's new parameters and moments); a value returned once is written
+//     straight into the caller's result buffer; a splat constant only stored to parameters
+//     becomes fills of those parameters;
+//   * everything else gets an arena slot from the memory plan (passes/MemoryPlan.h), which
+//     is told about the values stored elsewhere so that it plans only what remains.
+//
+//===----------------------------------------------------------------------------------===//
+#include "codegen/Lower.h"
+
+#include "passes/MemoryPlan.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace llamac;
+using namespace llamac::kir;
+using namespace llamac::llama;
+
+//===----------------------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------------------===//
+
+static ParamRole roleOf(StringRef name) {
+  if (name.starts_with("grad."))
+    return ParamRole::Gradient;
+  if (name.starts_with("adamw.m."))
+    return ParamRole::AdamM;
+  if (name.starts_with("adamw.v."))
+    return ParamRole::AdamV;
+  return ParamRole::Weight;
+}
+
+LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program) {
+  ConfigAttr c = model.getConfig();
+  program.modelName = model.getSymName().str();
+  program.vocab = c.getVocabSize();
+  program.dim = c.getDim();
+  program.layers = c.getNLayers();
+  program.heads = c.getNHeads();
+  program.kvHeads = c.getNKvHeads();
+  program.headDim = c.getDim() / c.getNHeads();
+  program.ffnDim = c.getFfnDim();
+  program.maxSeqLen = c.getMaxSeqLen();
+  program.window = c.getSlidingWindow();
+  program.normEps = c.getNormEps().convertToDouble();
+  program.ropeTheta = c.getRopeTheta().convertToDouble();
+  program.params.clear();
+  int64_t offset = 0;
+  for (ParamOp p : model.getOps<ParamOp>()) {
+    RankedTensorType type = p.getTensorType();
+    if (!type.getElementType().isF32())
+      return p.emitError("the CPU back end needs f32 parameters; @")
+             << p.getSymName() << " is " << type;
+    Param param;
+    param.name = p.getSymName().str();
+    param.role = roleOf(param.name);
+    switch (p.getInit()) {
+    case InitKind::zeros:
+      param.init = ParamInit::Zeros;
+      break;
+    case InitKind::ones:
+      param.init = ParamInit::Ones;
+      break;
+    case InitKind::normal:
+      param.init = ParamInit::Normal;
+      param.std = p.getStd() ? p.getStd()->convertToDouble() : 0.0;
+      break;
+    }
+    param.shape.assign(type.getShape().begin(), type.getShape().end());
+    param.offset = offset;
+    offset = llvm::alignTo(offset + param.elements() * 4, kArenaAlignment);
+    program.params.push_back(std::move(param));
+  }
+  program.paramBytes = offset;
+  return success();
+}
+
+//===----------------------------------------------------------------------------------===//
+// Functions
+//===----------------------------------------------------------------------------------===//
+
+namespace {
+
+std::optional<ElemType> elemTypeOf(Type t) {
+  if (t.isF32())
+    return ElemType::F32;
+  if (t.isInteger(32))
+    return ElemType::I32;
+  if (t.isInteger(64) || t.isIndex())
+    return ElemType::I64;
+  return std::nullopt;
+}
+
+std::vector<int64_t> shapeOf(Value v) {
+  auto t = cast<RankedTensorType>(v.getType());
+  return std::vector<int64_t>(t.getShape().begin(), t.getShape().end());
+}
+
+int64_t numElements(Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); }
+int64_t lastDim(Value v) { return cast<RankedTensorType>(v.getType()).getShape().back(); }
+
+std::string originOf(Operation *op) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << op->getName() << " at " << op->getLoc();
+  return s;
+}
+
+class FunctionLowering {
+public:
+  FunctionLowering(func::FuncOp fn, Program &program, const LowerOptions &options)
+      : fn(fn), program(program), options(options) {}
+
+  LogicalResult run();
+
+private:
+  LogicalResult checkTypes();
+  void decideStorage();
+  LogicalResult checkParamHazards();
+  LogicalResult lowerOp(Operation *op);
+  Launch &launch(KernelKind kind, Operation *op) {
+    Launch l;
+    l.kind = kind;
+    l.origin = originOf(op);
+    out.launches.push_back(std::move(l));
+    return out.launches.back();
+  }
+  BufferRef ref(Value v) { return refs.lookup(v); }
+  /// The parameter a value is stored to in place, or -1.
+  int64_t paramOf(Value v) const {
+    auto it = storedToParam.find(v);
+    return it == storedToParam.end() ? -1 : it->second;
+  }
+  BufferRef paramRef(int64_t index) {
+    BufferRef b;
+    b.space = Space::Param;
+    b.index = index;
+    b.offset = program.params[index].offset;
+    b.shape = program.params[index].shape;
+    return b;
+  }
+  BufferRef withShape(BufferRef b, std::vector<int64_t> shape) {
+    b.shape = std::move(shape);
+    return b;
+  }
+
+  func::FuncOp fn;
+  Program &program;
+  const LowerOptions &options;
+  Function out;
+  DenseMap<Value, BufferRef> refs;
+  /// Values written straight into a parameter (index) or a result (number).
+  DenseMap<Value, int64_t> storedToParam, storedToResult;
+  /// Splat constants that only feed set_param: no storage; each set_param fills.
+  DenseSet<Value> fillOnly;
+  /// The i64 `pos` argument of a KV-cache function.
+  BufferRef pos;
+  int64_t attentionIndex = 0;
+};
+
+LogicalResult FunctionLowering::checkTypes() {
+  if (!fn.getBody().hasOneBlock())
+    return fn.emitError("code generation needs a function of one block");
+  for (Operation &op : fn.getBody().front())
+    for (Value v : op.getResults()) {
+      auto t = dyn_cast<RankedTensorType>(v.getType());
+      if (!t)
+        continue;
+      if (!t.hasStaticShape())
+        return op.emitError("code generation needs static shapes; got ") << t;
+      if (!elemTypeOf(t.getElementType()))
+        return op.emitError("the CPU back end supports f32, i32 and i64 tensors; got ") << t;
+    }
+  return success();
+}
+
+/// Whether `op` computes its result element by element, so that it may write over an
+/// operand (the in-place accumulation into a gradient).
+bool isElementwise(Operation *op) {
+  return isa<AddOp, SubOp, MulOp, DivOp, MaxOp, ScaleOp, NegOp, ExpOp, LogOp, SqrtOp, RsqrtOp,
+             SiLUOp, SigmoidOp>(op);
+}
+
+void FunctionLowering::decideStorage() {
+  Block &block = fn.getBody().front();
+  DenseMap<Operation *, int64_t> position;
+  int64_t i = 0;
+  for (Operation &op : block)
+    position[&op] = i++;
+
+  // The last op that reads each parameter through a get_param (or a view of one).
+  DenseMap<StringRef, int64_t> lastRead;
+  std::function<void(Value, StringRef)> noteReads = [&](Value v, StringRef name) {
+    for (Operation *user : v.getUsers()) {
+      if (isa<SplitDimOp, MergeDimsOp>(user))
+        noteReads(user->getResult(0), name);
+      int64_t &last = lastRead[name];
+      last = std::max(last, position[user]);
+    }
+  };
+  for (GetParamOp g : block.getOps<GetParamOp>())
+    noteReads(g.getResult(), g.getName());
+
+  for (SetParamOp s : block.getOps<SetParamOp>()) {
+    Value v = s.getValue();
+    Operation *def = v.getDefiningOp();
+    int64_t index = program.findParam(s.getName().str());
+    if (!def || index < 0 || !v.hasOneUse() || storedToParam.count(v))
+      continue;
+    if (auto cst = dyn_cast<arith::ConstantOp>(def))
+      continue; // handled below
+    if (isa<GetParamOp, SplitDimOp, MergeDimsOp>(def) || def->getNumResults() == 0)
+      continue;
+    // Nothing may read the old value after the new one is being written, except the
+    // producer itself when it goes element by element.
+    auto reads = lastRead.find(s.getName());
+    if (reads != lastRead.end()) {
+      int64_t last = reads->second;
+      bool producerReads = false;
+      for (Value operand : def->getOperands())
+        if (auto g = operand.getDefiningOp<GetParamOp>())
+          producerReads |= g.getName() == s.getName();
+      if (last > position[def] || (last == position[def] && !(producerReads &&
+                                                               (isElementwise(def) ||
+                                                                isa<MultiAdamWOp>(def)))))
+        continue;
+    }
+    storedToParam[v] = index;
+  }
+
+  for (arith::ConstantOp c : block.getOps<arith::ConstantOp>()) {
+    auto splat = dyn_cast<SplatElementsAttr>(c.getValue());
+    if (!splat || c->use_empty())
+      continue;
+    if (llvm::all_of(c->getUsers(), [](Operation *u) { return isa<SetParamOp>(u); }))
+      fillOnly.insert(c.getResult());
+  }
+
+  // Results returned once, computed by an op of their own (not a view or a parameter).
+  auto ret = cast<func::ReturnOp>(block.getTerminator());
+  DenseMap<Value, int> returnCount;
+  for (Value v : ret.getOperands())
+    ++returnCount[v];
+  for (auto [n, v] : llvm::enumerate(ret.getOperands())) {
+    Operation *def = v.getDefiningOp();
+    if (!def || returnCount[v] != 1 || isa<GetParamOp, SplitDimOp, MergeDimsOp>(def) ||
+        storedToParam.count(v) || fillOnly.count(v) || !needsBuffer(v))
+      continue;
+    storedToResult[v] = int64_t(n);
+  }
+}
+
+LogicalResult FunctionLowering::checkParamHazards() {
+  // A parameter has one slot: reading it after a set_param that replaced it would see the
+  // new value, where the tensor semantics say the old one.
+  Block &block = fn.getBody().front();
+  DenseMap<StringRef, int64_t> replacedAt;
+  DenseMap<Operation *, int64_t> position;
+  int64_t i = 0;
+  for (Operation &op : block)
+    position[&op] = i++;
+  for (SetParamOp s : block.getOps<SetParamOp>()) {
+    auto [it, inserted] = replacedAt.try_emplace(s.getName(), position[s]);
+    (void)inserted;
+    if (Operation *def = s.getValue().getDefiningOp())
+      if (storedToParam.count(s.getValue()))
+        it->second = std::min(it->second, position[def]);
+  }
+  for (GetParamOp g : block.getOps<GetParamOp>()) {
+    auto it = replacedAt.find(g.getName());
+    if (it == replacedAt.end())
+      continue;
+    SmallVector<Value> work{g.getResult()};
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      for (Operation *user : v.getUsers()) {
+        if (isa<SplitDimOp, MergeDimsOp>(user))
+          work.push_back(user->getResult(0));
+        bool inPlace = storedToParam.count(user->getNumResults() ? user->getResult(0)
+                                                                 : Value()) &&
+                       position[user] == it->second;
+        if (position[user] > it->second && !inPlace && !isa<SetParamOp>(user))
+          return user->emitError("reads @")
+                 << g.getName()
+                 << " after it was replaced; the generated code keeps one copy of each "
+                    "parameter";
+      }
+    }
+  }
+  return success();
+}
+
+LogicalResult FunctionLowering::run() {
+  out.name = options.name;
+  if (failed(checkTypes()))
+    return failure();
+  decideStorage();
+  if (failed(checkParamHazards()))
+    return failure();
+
+  Block &block = fn.getBody().front();
+  FailureOr<MemoryPlan> plan = planFunction(fn, [&](Value v) {
+    return storedToParam.count(v) || storedToResult.count(v) || fillOnly.count(v);
+  });
+  if (failed(plan))
+    return failure();
+  out.arenaBytes = plan->arenaBytes;
+  out.buffersBytes = plan->buffersBytes;
+  out.numBuffers = int64_t(plan->buffers.size());
+  for (const PlannedBuffer &b : plan->buffers) {
+    BufferRef r;
+    r.space = Space::Arena;
+    r.offset = b.offset;
+    r.type = *elemTypeOf(getElementTypeOrSelf(b.value.getType()));
+    r.shape = shapeOf(b.value);
+    refs[b.value] = r;
+  }
+
+  // The signature.
+  for (BlockArgument arg : block.getArguments()) {
+    auto t = dyn_cast<RankedTensorType>(arg.getType());
+    if (!t || !t.hasStaticShape() || !elemTypeOf(t.getElementType()))
+      return fn.emitError("code generation needs statically shaped tensor arguments; "
+                          "argument ")
+             << arg.getArgNumber() << " is " << arg.getType();
+    TensorSig sig{"arg" + std::to_string(arg.getArgNumber()), *elemTypeOf(t.getElementType()),
+                  shapeOf(arg)};
+    BufferRef r;
+    r.space = Space::Input;
+    r.index = arg.getArgNumber();
+    r.type = sig.type;
+    r.shape = sig.shape;
+    refs[arg] = r;
+    out.inputs.push_back(sig);
+  }
+  if (options.kvCache) {
+    TensorSig sig{"arg" + std::to_string(out.inputs.size()), ElemType::I64, {}};
+    pos.space = Space::Input;
+    pos.index = int64_t(out.inputs.size());
+    pos.type = ElemType::I64;
+    out.inputs.push_back(sig);
+  }
+  auto ret = cast<func::ReturnOp>(block.getTerminator());
+  for (auto [n, v] : llvm::enumerate(ret.getOperands())) {
+    auto t = cast<RankedTensorType>(v.getType());
+    out.outputs.push_back({"result" + std::to_string(n), *elemTypeOf(t.getElementType()),
+                           shapeOf(v)});
+  }
+  for (auto [v, n] : storedToResult) {
+    BufferRef r;
+    r.space = Space::Output;
+    r.index = n;
+    r.type = out.outputs[n].type;
+    r.shape = out.outputs[n].shape;
+    refs[v] = r;
+  }
+  for (auto [v, index] : storedToParam)
+    refs[v] = withShape(paramRef(index), shapeOf(v));
+
+  for (Operation &op : block)
+    if (failed(lowerOp(&op)))
+      return failure();
+  program.functions.push_back(std::move(out));
+  return success();
+}
+
+LogicalResult FunctionLowering::lowerOp(Operation *op) {
+  // Views and storage-only ops.
+  if (auto g = dyn_cast<GetParamOp>(op)) {
+    int64_t index = program.findParam(g.getName().str());
+    if (index < 0)
+      return op->emitError("no parameter @") << g.getName() << " in the model";
+    refs[g.getResult()] = paramRef(index);
+    return success();
+  }
+  if (isa<SplitDimOp, MergeDimsOp>(op)) {
+    refs[op->getResult(0)] = withShape(ref(op->getOperand(0)), shapeOf(op->getResult(0)));
+    return success();
+  }
+  if (auto s = dyn_cast<SetParamOp>(op)) {
+    Value v = s.getValue();
+    int64_t index = program.findParam(s.getName().str());
+    if (index < 0)
+      return op->emitError("no parameter @") << s.getName() << " in the model";
+    if (paramOf(v) == index)
+      return success(); // already written in place
+    if (fillOnly.count(v)) {
+      auto splat = cast<SplatElementsAttr>(v.getDefiningOp<arith::ConstantOp>().getValue());
+      Launch &l = launch(KernelKind::Fill, op);
+      l.outputs = {paramRef(index)};
+      l.ints = {{"n", program.params[index].elements()}};
+      l.floats = {{"value", splat.getSplatValue<APFloat>().convertToDouble()}};
+      return success();
+    }
+    Launch &l = launch(KernelKind::Copy, op);
+    l.inputs = {ref(v)};
+    l.outputs = {paramRef(index)};
+    l.ints = {{"n", numElements(v)}};
+    return success();
+  }
+  if (auto r = dyn_cast<func::ReturnOp>(op)) {
+    for (auto [n, v] : llvm::enumerate(r.getOperands())) {
+      if (storedToResult.count(v) && storedToResult.lookup(v) == int64_t(n))
+        continue;
+      BufferRef dst;
+      dst.space = Space::Output;
+      dst.index = int64_t(n);
+      dst.type = out.outputs[n].type;
+      dst.shape = out.outputs[n].shape;
+      Launch &l = launch(KernelKind::Copy, op);
+      l.inputs = {ref(v)};
+      l.outputs = {dst};
+      l.ints = {{"n", numElements(v) * (dst.type == ElemType::I64 ? 2 : 1)}};
+    }
+    return success();
+  }
+  if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+    if (fillOnly.count(c.getResult()))
+      return success();
+    auto splat = dyn_cast<SplatElementsAttr>(c.getValue());
+    if (!splat || !splat.getElementType().isF32())
+      return op->emitError("the CPU back end supports only f32 splat constants");
+    Launch &l = launch(KernelKind::Fill, op);
+    l.outputs = {ref(c.getResult())};
+    l.ints = {{"n", numElements(c.getResult())}};
+    l.floats = {{"value", splat.getSplatValue<APFloat>().convertToDouble()}};
+    return success();
+  }
+
+  // Kernels.
+  if (auto e = dyn_cast<EmbeddingOp>(op)) {
+    Launch &l = launch(KernelKind::Embedding, op);
+    l.inputs = {ref(e.getTable()), ref(e.getTokens())};
+    l.outputs = {ref(e.getResult())};
+    auto table = cast<RankedTensorType>(e.getTable().getType());
+    l.ints = {{"n", numElements(e.getTokens())},
+              {"dim", table.getShape()[1]},
+              {"vocab", table.getShape()[0]}};
+    return success();
+  }
+  if (auto e = dyn_cast<EmbeddingGradOp>(op)) {
+    Launch &l = launch(KernelKind::EmbeddingGrad, op);
+    l.inputs = {ref(e.getTokens()), ref(e.getGrad())};
+    l.outputs = {ref(e.getResult())};
+    l.ints = {{"n", numElements(e.getTokens())},
+              {"dim", lastDim(e.getGrad())},
+              {"vocab", int64_t(e.getVocab())}};
+    return success();
+  }
+  if (auto lin = dyn_cast<LinearOp>(op)) {
+    int64_t k = lastDim(lin.getInput());
+    Launch &l = launch(KernelKind::GemmNT, op);
+    l.inputs = {ref(lin.getInput()), ref(lin.getWeight())};
+    l.outputs = {ref(lin.getResult())};
+    l.ints = {{"M", numElements(lin.getInput()) / k},
+              {"N", cast<RankedTensorType>(lin.getWeight().getType()).getShape()[0]},
+              {"K", k},
+              {"accumulate", 0}};
+    return success();
+  }
+  if (auto mm = dyn_cast<MatmulOp>(op)) {
+    auto rhs = cast<RankedTensorType>(mm.getRhs().getType());
+    if (rhs.getRank() != 2)
+      return op->emitError("the CPU back end supports llama.matmul with a 2-D right-hand "
+                           "side only");
+    int64_t k = lastDim(mm.getLhs());
+    bool t = mm.getTransposeRhs();
+    Launch &l = launch(t ? KernelKind::GemmNT : KernelKind::GemmNN, op);
+    l.inputs = {ref(mm.getLhs()), ref(mm.getRhs())};
+    l.outputs = {ref(mm.getResult())};
+    l.ints = {{"M", numElements(mm.getLhs()) / k},
+              {"N", t ? rhs.getShape()[0] : rhs.getShape()[1]},
+              {"K", k},
+              {"accumulate", 0}};
+    return success();
+  }
+  if (auto wg = dyn_cast<LinearWeightGradOp>(op)) {
+    int64_t n = lastDim(wg.getGrad()), k = lastDim(wg.getInput());
+    Launch &l = launch(KernelKind::GemmTN, op);
+    l.inputs = {ref(wg.getGrad()), ref(wg.getInput())};
+    l.outputs = {ref(wg.getResult())};
+    l.ints = {{"M", n}, {"N", k}, {"K", numElements(wg.getGrad()) / n}, {"accumulate", 0}};
+    return success();
+  }
+  if (auto n = dyn_cast<RMSNormOp>(op)) {
+    int64_t dim = lastDim(n.getInput());
+    Launch &l = launch(KernelKind::RMSNorm, op);
+    l.inputs = {ref(n.getInput()), ref(n.getWeight())};
+    l.outputs = {ref(n.getResult())};
+    l.ints = {{"rows", numElements(n.getInput()) / dim}, {"dim", dim}};
+    l.floats = {{"eps", n.getEpsAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto n = dyn_cast<RMSNormGradOp>(op)) {
+    int64_t dim = lastDim(n.getInput());
+    Launch &l = launch(KernelKind::RMSNormGrad, op);
+    l.inputs = {ref(n.getInput()), ref(n.getWeight()), ref(n.getGrad())};
+    l.outputs = {ref(n.getInputGrad()), ref(n.getWeightGrad())};
+    l.ints = {{"rows", numElements(n.getInput()) / dim}, {"dim", dim}};
+    l.floats = {{"eps", n.getEpsAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto n = dyn_cast<AddRMSNormOp>(op)) {
+    int64_t dim = lastDim(n.getInput());
+    Launch &l = launch(KernelKind::AddRMSNorm, op);
+    l.inputs = {ref(n.getInput()), ref(n.getResidual()), ref(n.getWeight())};
+    l.outputs = {ref(n.getSum()), ref(n.getNormed())};
+    l.ints = {{"rows", numElements(n.getInput()) / dim}, {"dim", dim}};
+    l.floats = {{"eps", n.getEpsAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto n = dyn_cast<AddRMSNormGradOp>(op)) {
+    int64_t dim = lastDim(n.getSum());
+    Launch &l = launch(KernelKind::AddRMSNormGrad, op);
+    l.inputs = {ref(n.getSum()), ref(n.getWeight()), ref(n.getNormedGrad()),
+                ref(n.getSumGrad())};
+    l.outputs = {ref(n.getInputGrad()), ref(n.getWeightGrad())};
+    l.ints = {{"rows", numElements(n.getSum()) / dim}, {"dim", dim}};
+    l.floats = {{"eps", n.getEpsAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto s = dyn_cast<SwiGLUOp>(op)) {
+    int64_t f = lastDim(s.getResult());
+    Launch &l = launch(KernelKind::SwiGLU, op);
+    l.inputs = {ref(s.getInput())};
+    l.outputs = {ref(s.getResult())};
+    l.ints = {{"rows", numElements(s.getResult()) / f}, {"F", f}};
+    return success();
+  }
+  if (auto s = dyn_cast<SwiGLUGradOp>(op)) {
+    int64_t f = lastDim(s.getGrad());
+    Launch &l = launch(KernelKind::SwiGLUGrad, op);
+    l.inputs = {ref(s.getInput()), ref(s.getGrad())};
+    l.outputs = {ref(s.getResult())};
+    l.ints = {{"rows", numElements(s.getGrad()) / f}, {"F", f}};
+    return success();
+  }
+  if (auto r = dyn_cast<QKVRoPEOp>(op)) {
+    if (r.getOffset())
+      return op->emitError("the CPU back end takes RoPE offsets from the KV-cache position "
+                           "only");
+    auto q = cast<RankedTensorType>(r.getQ().getType()).getShape();
+    auto k = cast<RankedTensorType>(r.getK().getType()).getShape();
+    Launch &l = launch(KernelKind::QKVRoPE, op);
+    l.inputs = {ref(r.getInput())};
+    if (options.kvCache)
+      l.inputs.push_back(pos);
+    l.outputs = {ref(r.getQ()), ref(r.getK()), ref(r.getV())};
+    l.ints = {{"B", q[0]}, {"T", q[1]}, {"H", q[2]}, {"Hkv", k[2]}, {"D", q[3]}};
+    l.floats = {{"theta", r.getThetaAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto r = dyn_cast<QKVRoPEGradOp>(op)) {
+    if (r.getOffset())
+      return op->emitError("the CPU back end does not support RoPE offsets in training");
+    auto q = cast<RankedTensorType>(r.getQGrad().getType()).getShape();
+    auto k = cast<RankedTensorType>(r.getKGrad().getType()).getShape();
+    Launch &l = launch(KernelKind::QKVRoPEGrad, op);
+    l.inputs = {ref(r.getQGrad()), ref(r.getKGrad()), ref(r.getVGrad())};
+    l.outputs = {ref(r.getResult())};
+    l.ints = {{"B", q[0]}, {"T", q[1]}, {"H", q[2]}, {"Hkv", k[2]}, {"D", q[3]}};
+    l.floats = {{"theta", r.getThetaAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto a = dyn_cast<FlashAttentionOp>(op)) {
+    auto q = cast<RankedTensorType>(a.getQuery().getType()).getShape();
+    auto k = cast<RankedTensorType>(a.getKey().getType()).getShape();
+    double scale = a.getScaleAttr() ? a.getScaleAttr().getValueAsDouble()
+                                    : 1.0 / std::sqrt(double(q[3]));
+    int64_t window = a.getWindow() ? int64_t(*a.getWindow()) : 0;
+    if (options.kvCache) {
+      if (!a.getCausal() || q[0] != 1)
+        return op->emitError("KV-cache inference needs causal attention over one sequence");
+      if (!a.getLse().use_empty())
+        return op->emitError("KV-cache inference does not keep the attention log-sum-exp");
+      int64_t capacity = window > 0 ? std::min(window, program.maxSeqLen) : program.maxSeqLen;
+      int64_t sliceBytes = capacity * k[2] * k[3] * 4;
+      BufferRef ck, cv;
+      ck.space = cv.space = Space::Cache;
+      ck.shape = cv.shape = {capacity, k[2], k[3]};
+      ck.offset = (2 * attentionIndex) * sliceBytes;
+      cv.offset = (2 * attentionIndex + 1) * sliceBytes;
+      ++attentionIndex;
+      program.cacheBytes = std::max(program.cacheBytes, cv.offset + sliceBytes);
+      Launch &l = launch(KernelKind::AttentionKVCache, op);
+      l.inputs = {ref(a.getQuery()), ref(a.getKey()), ref(a.getValue()), pos};
+      l.outputs = {ref(a.getResult()), ck, cv};
+      l.ints = {{"capacity", capacity}, {"C", q[1]},      {"H", q[2]},
+                {"Hkv", k[2]},          {"D", q[3]},      {"window", window}};
+      l.floats = {{"scale", scale}};
+      return success();
+    }
+    Launch &l = launch(KernelKind::FlashAttention, op);
+    l.inputs = {ref(a.getQuery()), ref(a.getKey()), ref(a.getValue())};
+    l.outputs = {ref(a.getResult()), ref(a.getLse())};
+    l.ints = {{"B", q[0]},      {"T", q[1]},
+              {"S", k[1]},      {"H", q[2]},
+              {"Hkv", k[2]},    {"D", q[3]},
+              {"causal", a.getCausal()}, {"window", window},
+              {"block_q", int64_t(a.getBlockQ())}, {"block_k", int64_t(a.getBlockK())}};
+    l.floats = {{"scale", scale}};
+    return success();
+  }
+  if (auto a = dyn_cast<FlashAttentionGradOp>(op)) {
+    auto q = cast<RankedTensorType>(a.getQuery().getType()).getShape();
+    auto k = cast<RankedTensorType>(a.getKey().getType()).getShape();
+    double scale = a.getScaleAttr() ? a.getScaleAttr().getValueAsDouble()
+                                    : 1.0 / std::sqrt(double(q[3]));
+    Launch &l = launch(KernelKind::FlashAttentionGrad, op);
+    l.inputs = {ref(a.getQuery()), ref(a.getKey()),  ref(a.getValue()),
+                ref(a.getOutput()), ref(a.getLse()), ref(a.getGrad())};
+    l.outputs = {ref(a.getQueryGrad()), ref(a.getKeyGrad()), ref(a.getValueGrad())};
+    l.ints = {{"B", q[0]},      {"T", q[1]},
+              {"S", k[1]},      {"H", q[2]},
+              {"Hkv", k[2]},    {"D", q[3]},
+              {"causal", a.getCausal()},
+              {"window", a.getWindow() ? int64_t(*a.getWindow()) : 0},
+              {"block_q", int64_t(a.getBlockQ())}, {"block_k", int64_t(a.getBlockK())}};
+    l.floats = {{"scale", scale}};
+    return success();
+  }
+  if (auto ce = dyn_cast<FusedCrossEntropyOp>(op)) {
+    int64_t v = lastDim(ce.getLogits());
+    Launch &l = launch(KernelKind::CrossEntropy, op);
+    l.inputs = {ref(ce.getLogits()), ref(ce.getTargets())};
+    l.outputs = {ref(ce.getLoss()), ref(ce.getLse())};
+    l.ints = {{"rows", numElements(ce.getLogits()) / v},
+              {"vocab", v},
+              {"ignore_index", int64_t(ce.getIgnoreIndex())}};
+    return success();
+  }
+  if (auto ce = dyn_cast<FusedCrossEntropyGradOp>(op)) {
+    int64_t v = lastDim(ce.getLogits());
+    Launch &l = launch(KernelKind::CrossEntropyGrad, op);
+    l.inputs = {ref(ce.getLogits()), ref(ce.getTargets()), ref(ce.getLse()),
+                ref(ce.getGrad())};
+    l.outputs = {ref(ce.getResult())};
+    l.ints = {{"rows", numElements(ce.getLogits()) / v},
+              {"vocab", v},
+              {"ignore_index", int64_t(ce.getIgnoreIndex())}};
+    return success();
+  }
+  if (auto c = dyn_cast<ConcatOp>(op)) {
+    auto shape = shapeOf(c.getResult());
+    int64_t dim = int64_t(c.getDim());
+    int64_t rows = 1, inner = 1;
+    for (int64_t d = 0; d < dim; ++d)
+      rows *= shape[d];
+    for (int64_t d = dim + 1; d < int64_t(shape.size()); ++d)
+      inner *= shape[d];
+    int64_t outCols = shape[dim] * inner, column = 0;
+    for (Value in : c.getInputs()) {
+      int64_t cols = shapeOf(in)[dim] * inner;
+      BufferRef dst = ref(c.getResult());
+      dst.offset += column * 4;
+      dst.shape = {rows, cols};
+      Launch &l = launch(KernelKind::CopyRows, op);
+      l.inputs = {ref(in)};
+      l.outputs = {dst};
+      l.ints = {{"rows", rows}, {"cols", cols}, {"in_stride", cols}, {"out_stride", outCols}};
+      column += cols;
+    }
+    return success();
+  }
+  if (auto s = dyn_cast<SliceOp>(op)) {
+    auto shape = shapeOf(s.getInput());
+    int64_t dim = int64_t(s.getDim());
+    int64_t rows = 1, inner = 1;
+    for (int64_t d = 0; d < dim; ++d)
+      rows *= shape[d];
+    for (int64_t d = dim + 1; d < int64_t(shape.size()); ++d)
+      inner *= shape[d];
+    BufferRef src = ref(s.getInput());
+    src.offset += int64_t(s.getOffset()) * inner * 4;
+    int64_t cols = int64_t(s.getSize()) * inner;
+    src.shape = {rows, cols};
+    Launch &l = launch(KernelKind::CopyRows, op);
+    l.inputs = {src};
+    l.outputs = {ref(s.getResult())};
+    l.ints = {{"rows", rows}, {"cols", cols}, {"in_stride", shape[dim] * inner},
+              {"out_stride", cols}};
+    return success();
+  }
+  if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp>(op)) {
+    int64_t code = isa<AddOp>(op) ? 0 : isa<SubOp>(op) ? 1 : isa<MulOp>(op) ? 2
+                                                           : isa<DivOp>(op) ? 3 : 4;
+    Launch &l = launch(KernelKind::Binary, op);
+    l.inputs = {ref(op->getOperand(0)), ref(op->getOperand(1))};
+    l.outputs = {ref(op->getResult(0))};
+    l.ints = {{"op", code}, {"n", numElements(op->getResult(0))},
+              {"b_size", numElements(op->getOperand(1))}};
+    return success();
+  }
+  if (isa<NegOp, ExpOp, LogOp, SqrtOp, RsqrtOp, SiLUOp, SigmoidOp>(op)) {
+    int64_t code = isa<NegOp>(op)     ? 0
+                   : isa<ExpOp>(op)   ? 1
+                   : isa<LogOp>(op)   ? 2
+                   : isa<SqrtOp>(op)  ? 3
+                   : isa<RsqrtOp>(op) ? 4
+                   : isa<SiLUOp>(op)  ? 5
+                                      : 6;
+    Launch &l = launch(KernelKind::Unary, op);
+    l.inputs = {ref(op->getOperand(0))};
+    l.outputs = {ref(op->getResult(0))};
+    l.ints = {{"op", code}, {"n", numElements(op->getResult(0))}};
+    return success();
+  }
+  if (auto s = dyn_cast<ScaleOp>(op)) {
+    Launch &l = launch(KernelKind::Scale, op);
+    l.inputs = {ref(s.getInput())};
+    l.outputs = {ref(s.getResult())};
+    l.ints = {{"n", numElements(s.getResult())}};
+    l.floats = {{"factor", s.getFactorAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto s = dyn_cast<LRScheduleOp>(op)) {
+    Launch &l = launch(KernelKind::LRSchedule, op);
+    l.inputs = {ref(s.getStep()), ref(s.getPeak()), ref(s.getTotal())};
+    l.outputs = {ref(s.getResult())};
+    l.ints = {{"warmup", int64_t(s.getWarmup())}};
+    l.floats = {{"floor", s.getFloorAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto g = dyn_cast<GradClipOp>(op)) {
+    Launch &l = launch(KernelKind::GradClip, op);
+    for (Value grad : g.getGrads())
+      l.inputs.push_back(ref(grad));
+    l.inputs.push_back(ref(g.getCount()));
+    l.outputs = {ref(g.getCoefficient()), ref(g.getNorm())};
+    l.floats = {{"max_norm", g.getMaxNormAttr().getValueAsDouble()}};
+    return success();
+  }
+  if (auto a = dyn_cast<MultiAdamWOp>(op)) {
+    size_t n = a.getParams().size();
+    ArrayRef<double> decays = a.getWeightDecays();
+    for (size_t i = 0; i < n; ++i) {
+      Value results[3] = {a.getResults()[i], a.getResults()[n + i], a.getResults()[2 * n + i]};
+      Value state[3] = {a.getParams()[i], a.getMs()[i], a.getVs()[i]};
+      for (int j = 0; j < 3; ++j) {
+        BufferRef s = ref(state[j]), r = ref(results[j]);
+        if (s.space != Space::Param || r.space != Space::Param || s.index != r.index)
+          return op->emitError("the CPU back end updates AdamW state in place: result ")
+                 << (j * n + i) << " must be stored to the parameter it updates";
+      }
+      Launch &l = launch(KernelKind::AdamW, op);
+      l.inputs = {ref(state[0]), ref(a.getGrads()[i]), ref(state[1]), ref(state[2]),
+                  ref(a.getLr()), ref(a.getStep()), ref(a.getGradScale())};
+      l.outputs = {ref(results[0]), ref(results[1]), ref(results[2])};
+      l.ints = {{"n", numElements(state[0])}};
+      l.floats = {{"beta1", a.getBeta1Attr().getValueAsDouble()},
+                  {"beta2", a.getBeta2Attr().getValueAsDouble()},
+                  {"eps", a.getEpsAttr().getValueAsDouble()},
+                  {"weight_decay", decays[i]}};
+    }
+    return success();
+  }
+  return op->emitError("the CPU back end has no kernel for '") << op->getName() << "'";
+}
+
+} // namespace
+
+LogicalResult llamac::kir::lowerFunction(func::FuncOp fn, Program &program,
+                                         const LowerOptions &options) {
+  return FunctionLowering(fn, program, options).run();
+}
