@@ -183,9 +183,10 @@ bool llamac::kir::verify(const Program &program, std::string *why) {
                         std::to_string(f.arenaBytes) + " bytes)");
           break;
         case Space::Param:
+          // A view may span parameters laid out back to back (a concatenation).
           if (b.index < 0 || b.index >= int64_t(program.params.size()) ||
-              end > program.params[b.index].offset + program.params[b.index].elements() * 4)
-            return fail("buffer " + describe(b) + " is outside its parameter");
+              b.offset < program.params[b.index].offset || end > program.paramBytes)
+            return fail("buffer " + describe(b) + " is outside the parameter region");
           break;
         case Space::Cache:
           if (end > program.cacheBytes)

@@ -20,6 +20,8 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -59,8 +61,45 @@ LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program) {
   program.normEps = c.getNormEps().convertToDouble();
   program.ropeTheta = c.getRopeTheta().convertToDouble();
   program.params.clear();
-  int64_t offset = 0;
+  // Parameters concatenated along their first dimension ([Wq; Wk; Wv], [W1; W3]) are laid
+  // out one after another in concatenation order, so that the concatenation is a view of
+  // the parameter region instead of a copy at every step.
+  llvm::StringMap<SmallVector<StringRef>> groupOf;
+  model.walk([&](ConcatOp c) {
+    if (c.getDim() != 0)
+      return;
+    SmallVector<StringRef> names;
+    for (Value in : c.getInputs()) {
+      auto g = in.getDefiningOp<GetParamOp>();
+      if (!g)
+        return;
+      names.push_back(g.getName());
+    }
+    if (llvm::any_of(names, [&](StringRef n) { return groupOf.count(n); }))
+      return;
+    for (StringRef n : names)
+      groupOf[n] = names;
+  });
+  llvm::StringMap<ParamOp> byName;
+  SmallVector<ParamOp> order;
+  llvm::StringSet<> placed;
+  for (ParamOp p : model.getOps<ParamOp>())
+    byName[p.getSymName()] = p;
   for (ParamOp p : model.getOps<ParamOp>()) {
+    if (placed.count(p.getSymName()))
+      continue;
+    auto group = groupOf.find(p.getSymName());
+    if (group == groupOf.end()) {
+      placed.insert(p.getSymName());
+      order.push_back(p);
+      continue;
+    }
+    for (StringRef n : group->second)
+      if (byName.count(n) && placed.insert(n).second)
+        order.push_back(byName[n]);
+  }
+  int64_t offset = 0;
+  for (ParamOp p : order) {
     RankedTensorType type = p.getTensorType();
     if (!type.getElementType().isF32())
       return p.emitError("the CPU back end needs f32 parameters; @")
@@ -167,6 +206,8 @@ private:
   DenseMap<Value, int64_t> storedToParam, storedToResult;
   /// Splat constants that only feed set_param: no storage; each set_param fills.
   DenseSet<Value> fillOnly;
+  /// Concatenations of adjacent parameters: views of the parameter region.
+  DenseSet<Value> paramViews;
   /// The i64 `pos` argument of a KV-cache function.
   BufferRef pos;
   int64_t attentionIndex = 0;
@@ -242,6 +283,30 @@ void FunctionLowering::decideStorage() {
     storedToParam[v] = index;
   }
 
+  // Concatenations of parameters laid out back to back are views of the parameter region.
+  for (ConcatOp c : block.getOps<ConcatOp>()) {
+    if (c.getDim() != 0)
+      continue;
+    int64_t end = -1;
+    bool view = true;
+    for (Value in : c.getInputs()) {
+      auto g = in.getDefiningOp<GetParamOp>();
+      int64_t index = g ? program.findParam(g.getName().str()) : -1;
+      if (index < 0) {
+        view = false;
+        break;
+      }
+      const Param &p = program.params[index];
+      if (end >= 0 && p.offset != end) {
+        view = false;
+        break;
+      }
+      end = p.offset + p.elements() * 4;
+    }
+    if (view)
+      paramViews.insert(c.getResult());
+  }
+
   for (arith::ConstantOp c : block.getOps<arith::ConstantOp>()) {
     auto splat = dyn_cast<SplatElementsAttr>(c.getValue());
     if (!splat || c->use_empty())
@@ -258,7 +323,8 @@ void FunctionLowering::decideStorage() {
   for (auto [n, v] : llvm::enumerate(ret.getOperands())) {
     Operation *def = v.getDefiningOp();
     if (!def || returnCount[v] != 1 || isa<GetParamOp, SplitDimOp, MergeDimsOp>(def) ||
-        storedToParam.count(v) || fillOnly.count(v) || !needsBuffer(v))
+        storedToParam.count(v) || fillOnly.count(v) || !needsBuffer(v) ||
+        paramViews.count(v))
       continue;
     storedToResult[v] = int64_t(n);
   }
@@ -288,7 +354,8 @@ LogicalResult FunctionLowering::checkParamHazards() {
     while (!work.empty()) {
       Value v = work.pop_back_val();
       for (Operation *user : v.getUsers()) {
-        if (isa<SplitDimOp, MergeDimsOp>(user))
+        if (isa<SplitDimOp, MergeDimsOp>(user) ||
+            (isa<ConcatOp>(user) && paramViews.count(user->getResult(0))))
           work.push_back(user->getResult(0));
         bool inPlace = storedToParam.count(user->getNumResults() ? user->getResult(0)
                                                                  : Value()) &&
@@ -314,7 +381,8 @@ LogicalResult FunctionLowering::run() {
 
   Block &block = fn.getBody().front();
   FailureOr<MemoryPlan> plan = planFunction(fn, [&](Value v) {
-    return storedToParam.count(v) || storedToResult.count(v) || fillOnly.count(v);
+    return storedToParam.count(v) || storedToResult.count(v) || fillOnly.count(v) ||
+           paramViews.count(v);
   });
   if (failed(plan))
     return failure();
@@ -655,6 +723,10 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     return success();
   }
   if (auto c = dyn_cast<ConcatOp>(op)) {
+    if (paramViews.count(c.getResult())) {
+      refs[c.getResult()] = withShape(ref(c.getInputs()[0]), shapeOf(c.getResult()));
+      return success();
+    }
     auto shape = shapeOf(c.getResult());
     int64_t dim = int64_t(c.getDim());
     int64_t rows = 1, inner = 1;
