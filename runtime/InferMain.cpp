@@ -295,7 +295,8 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   flags.addSwitch("bos", "prepend BOS to --prompt (the default)");
   flags.addSwitch("no-bos", "do not prepend BOS to --prompt");
   flags.addSection("Generation");
-  flags.addInt("max-tokens", 256, "tokens to generate at most", 1);
+  flags.addInt("max-tokens", 256,
+               "tokens to generate at most (by default no further than the context)", 1);
   flags.addDouble("temperature", 0.8, "sampling temperature; 0 means greedy", 0);
   flags.addDouble("top-p", 0.9,
                   "nucleus: keep the most probable tokens up to this mass, in (0, 1]");
@@ -352,7 +353,7 @@ int run(int argc, char **argv, const ProgramSpec &program) {
     fail(std::string("--top-p: must be in (0, 1], got ") + text, kExitUsage);
   }
 
-  const int64_t maxTokens = flags.getInt("max-tokens");
+  int64_t maxTokens = flags.getInt("max-tokens");
   const bool useCache = !flags.getSwitch("no-kv-cache");
   SamplerOptions samplerOptions;
   samplerOptions.temperature = flags.getDouble("temperature");
@@ -410,6 +411,9 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   const int64_t P = static_cast<int64_t>(prompt.size());
   // Without a sliding window the cache holds maxSeqLen positions; `forward` always takes
   // at most S tokens.
+  // The default length stops at the end of the context; an explicit one must fit.
+  if ((!useCache || program.window == 0) && !flags.given("max-tokens") && P < S)
+    maxTokens = std::min(maxTokens, S - P);
   if ((!useCache || program.window == 0) && P + maxTokens > S)
     fail("the prompt (" + std::to_string(P) + " tokens) plus --max-tokens (" +
              std::to_string(maxTokens) + ") exceeds the model's context of " + std::to_string(S) +
