@@ -44,7 +44,7 @@ echo "== 3. inference stories15m, batch 1, BOS + 255 generated tokens"
 "$bin/llamac" compile "$root/models/stories15m.mlir" --mode infer -o "$work/infer_stories15m" \
   | tee "$work/compile-infer.txt"
 "$work/infer_stories15m" --prompt-ids 1 --max-tokens 255 --greedy --ignore-eos \
-  --threads "$threads" --no-stream --print-ids 2>&1 >/dev/null | tee "$work/infer.txt"
+  --threads "$threads" --no-stream --print-ids --profile 2>&1 >/dev/null | tee "$work/infer.txt"
 
 echo "== 4. memory plans (arena vs. the sum of all buffers without reuse)"
 grep -h '@' "$work/compile-train.txt" "$work/compile-infer.txt"

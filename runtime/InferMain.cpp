@@ -309,6 +309,7 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   flags.addSection("Output");
   flags.addSwitch("no-stream", "print the text when generation ends, not token by token");
   flags.addSwitch("print-ids", "print the generated token ids on one line");
+  flags.addSwitch("profile", "print the time spent per kernel kind at the end (stderr)");
 
   std::string error;
   switch (flags.parse(argc, argv, &error)) {
@@ -444,6 +445,9 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   ctx.params = paramsBuf ? paramsBuf->data() : nullptr;
   ctx.arena = arenaBuf ? arenaBuf->data() : nullptr;
   ctx.cache = cacheBuf ? cacheBuf->data() : nullptr;
+  Profiler profiler;
+  if (flags.getSwitch("profile"))
+    ctx.profiler = &profiler;
 
   std::string weightsFrom;
   if (!checkpointDir.empty()) {
@@ -574,6 +578,8 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   std::fprintf(stderr, "generated: %zu tokens%s, decode %.3f s (%.1f tok/s)\n", generated.size(),
                sawEos ? " (stopped at EOS)" : "", decodeSeconds,
                rate(double(generated.size()), decodeSeconds));
+  if (ctx.profiler)
+    std::fprintf(stderr, "%s", profiler.report().c_str());
   return 0;
 }
 
