@@ -371,10 +371,70 @@ LogicalResult FunctionLowering::checkParamHazards() {
   return success();
 }
 
+/// Moves each parameter store (`set_param @p = v`, with the `add(get_param @p, g)` that
+/// makes v when it is an accumulation) up to just after the last of its inputs is computed.
+/// Autodiff and the train step emit every store at the end of the function, which keeps
+/// every weight gradient alive through the whole backward: for LLaMA-7B at batch 1 x 16 the
+/// arena held 27 GB, a second copy of all gradients. Moved early, each gradient dies as soon
+/// as it is accumulated. Only ops whose results feed nothing but the store move, and a store
+/// never moves above a read of its parameter.
+static void scheduleStoresEarly(Block &block) {
+  for (SetParamOp store : llvm::to_vector(block.getOps<SetParamOp>())) {
+    SmallVector<Operation *> chain; // in program order, the store last
+    Operation *def = store.getValue().getDefiningOp();
+    if (def && def->getBlock() == &block && def->hasOneUse() && isa<AddOp>(def)) {
+      for (Value operand : def->getOperands())
+        if (auto g = operand.getDefiningOp<GetParamOp>())
+          if (g.getName() == store.getName() && g->hasOneUse())
+            chain.push_back(g);
+      chain.push_back(def);
+    }
+    chain.push_back(store);
+    // The latest op, outside the chain, that the chain reads from.
+    Operation *after = nullptr;
+    auto later = [](Operation *a, Operation *b) {
+      return !a ? b : (!b ? a : (a->isBeforeInBlock(b) ? b : a));
+    };
+    for (Operation *op : chain)
+      for (Value operand : op->getOperands())
+        if (Operation *d = operand.getDefiningOp(); d && d->getBlock() == &block &&
+                                                   !llvm::is_contained(chain, d))
+          after = later(after, d);
+    // Nothing else may read the parameter between the new place and the old one.
+    std::function<bool(Value)> readsParam = [&](Value v) {
+      Operation *d = v.getDefiningOp();
+      if (auto g = dyn_cast_or_null<GetParamOp>(d))
+        return g.getName() == store.getName();
+      if (isa_and_nonnull<SplitDimOp, MergeDimsOp, ConcatOp>(d))
+        return llvm::any_of(d->getOperands(), readsParam);
+      return false;
+    };
+    bool readInBetween = false;
+    Operation *from = after ? after->getNextNode() : &block.front();
+    for (Operation *op = from; op && op != chain.front(); op = op->getNextNode()) {
+      auto g = dyn_cast<GetParamOp>(op);
+      if (!llvm::is_contained(chain, op) &&
+          ((g && g.getName() == store.getName()) || llvm::any_of(op->getOperands(), readsParam)))
+        readInBetween = true;
+    }
+    if (readInBetween || (after && chain.front()->isBeforeInBlock(after)))
+      continue;
+    Operation *insertAfter = after;
+    for (Operation *op : chain) {
+      if (insertAfter)
+        op->moveAfter(insertAfter);
+      else
+        op->moveBefore(&block.front());
+      insertAfter = op;
+    }
+  }
+}
+
 LogicalResult FunctionLowering::run() {
   out.name = options.name;
   if (failed(checkTypes()))
     return failure();
+  scheduleStoresEarly(fn.getBody().front());
   decideStorage();
   if (failed(checkParamHazards()))
     return failure();
