@@ -308,6 +308,7 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   flags.addInt("threads", 0, "CPU threads (0: the OpenMP default)", 0, 4096);
   flags.addSection("Output");
   flags.addSwitch("no-stream", "print the text when generation ends, not token by token");
+  flags.addSwitch("echo", "print the prompt text before the generated text");
   flags.addSwitch("print-ids", "print the generated token ids on one line");
   flags.addSwitch("profile", "print the time spent per kernel kind at the end (stderr)");
 
@@ -499,6 +500,10 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   const bool streamText = printText && !flags.getSwitch("no-stream");
   std::unique_ptr<TextStream> text =
       printText ? std::make_unique<TextStream>(tokenizer, prompt, streamText) : nullptr;
+  if (printText && flags.getSwitch("echo") && flags.given("prompt")) {
+    std::fputs(flags.getString("prompt").c_str(), stdout);
+    std::fflush(stdout);
+  }
 
   std::vector<int32_t> sequence = prompt;
   std::vector<float> logits; // the row for the next position is `next`

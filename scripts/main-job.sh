@@ -6,14 +6,14 @@
 #
 # The work directory (default build/demo) keeps the corpus, the tokenizer, the generated
 # executables, metrics (metrics.csv, TensorBoard events) and checkpoints. Environment:
-# LLAMAC_DEMO_STEPS (default 1500) sets the training length, LLAMAC_DEMO_THREADS the
+# LLAMAC_DEMO_STEPS (default 6000) sets the training length, LLAMAC_DEMO_THREADS the
 # threads. scripts/run.sh calls this after set-up; test/tools/main-job.test runs it with a
 # few steps so that the README's first command stays true.
 set -euo pipefail
 bin="${1:?usage: main-job.sh <bin dir> [work dir]}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="${2:-$root/build/demo}"
-steps="${LLAMAC_DEMO_STEPS:-1500}"
+steps="${LLAMAC_DEMO_STEPS:-6000}"
 threads="${LLAMAC_DEMO_THREADS:-0}"
 mkdir -p "$work"
 
@@ -37,10 +37,10 @@ echo "== compile: training and inference programs for the CPU"
 echo "== train: $steps steps of 16 x 64 tokens"
 rm -rf "$work/checkpoints" "$work/logs"
 "$work/train_tiny" --data "$work/kjv.txt" --tokenizer "$work/kjv.model" --steps "$steps" \
-  --lr 3e-3 --seed 1 --threads "$threads" --valid-every 250 --log-dir "$work/logs" \
-  --checkpoint-dir "$work/checkpoints" --checkpoint-every 500
+  --lr 3e-3 --seed 1 --threads "$threads" --valid-every 500 --log-dir "$work/logs" \
+  --checkpoint-dir "$work/checkpoints" --checkpoint-every 2000
 
 echo "== sample"
 "$work/infer_tiny" --checkpoint "$work/checkpoints" --tokenizer "$work/kjv.model" \
-  --prompt "And God said" --max-tokens 60 --temperature 0.8 --top-p 0.9 --seed 1 \
+  --prompt "And God said" --echo --max-tokens 60 --temperature 0.8 --top-p 0.9 --seed 1 \
   --threads "$threads"
