@@ -5,6 +5,7 @@
 #      FLOP/s (6N + attention per token, ModelInfo's convention), as a ratio to (1)
 #   3. inference of the same model, batch 1: a BOS prompt and 255 generated tokens (the
 #      context is 256): tokens/s
+#   3b. the same with int8 weights
 #   4. the memory plans: each function's arena against the sum of its buffers
 #
 #   bench/bench-cpu.sh <build dir> [work dir]
@@ -45,6 +46,12 @@ echo "== 3. inference stories15m, batch 1, BOS + 255 generated tokens"
   | tee "$work/compile-infer.txt"
 "$work/infer_stories15m" --prompt-ids 1 --max-tokens 255 --greedy --ignore-eos \
   --threads "$threads" --no-stream --print-ids --profile 2>&1 >/dev/null | tee "$work/infer.txt"
+
+echo "== 3b. the same with int8 weights (llamac compile --weights int8)"
+"$bin/llamac" compile "$root/models/stories15m.mlir" --mode infer --weights int8 \
+  -o "$work/infer_stories15m_q8" | tee "$work/compile-infer-q8.txt"
+"$work/infer_stories15m_q8" --prompt-ids 1 --max-tokens 255 --greedy --ignore-eos \
+  --threads "$threads" --no-stream --print-ids --profile 2>&1 >/dev/null | tee "$work/infer-q8.txt"
 
 echo "== 4. memory plans (arena vs. the sum of all buffers without reuse)"
 grep -h '@' "$work/compile-train.txt" "$work/compile-infer.txt"

@@ -26,6 +26,8 @@ std::string cType(ElemType t) {
     return "int32_t";
   case ElemType::I64:
     return "int64_t";
+  case ElemType::I8:
+    return "int8_t";
   }
   return "float";
 }
@@ -86,6 +88,10 @@ std::string call(const Launch &l) {
            ", " + in(l, 0) + ", " + in(l, 1) + ", " + outp(l, 0) + ", " +
            (l.intAttr("accumulate") ? "true" : "false") + ")";
   }
+  case KernelKind::GemmNTQ8:
+    return "cpu::gemmNTQ8(" + I(l, "M") + ", " + I(l, "N") + ", " + I(l, "K") + ", " +
+           in(l, 0) + ", " + in(l, 1) + ", at<const float>(P, " +
+           std::to_string(l.inputs[1].scaleOffset) + "), " + outp(l, 0) + ")";
   case KernelKind::Fill:
     return "cpu::fill(" + outp(l, 0) + ", " + I(l, "n") + ", float(" + F(l, "value") + "))";
   case KernelKind::Copy: {
@@ -208,7 +214,11 @@ void emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name
   os << "const rt::TensorSpec " << name << "[] = {\n";
   for (const TensorSig &s : sigs) {
     os << "    {\"" << s.name << "\", rt::ElemType::"
-       << (s.type == ElemType::F32 ? "F32" : s.type == ElemType::I32 ? "I32" : "I64") << ", "
+       << (s.type == ElemType::F32   ? "F32"
+           : s.type == ElemType::I32 ? "I32"
+           : s.type == ElemType::I64 ? "I64"
+                                     : "I8")
+       << ", "
        << s.shape.size() << ", {";
     for (size_t i = 0; i < s.shape.size(); ++i)
       os << (i ? ", " : "") << s.shape[i];
@@ -288,7 +298,8 @@ void llamac::kir::emitCpu(const Program &p, const std::string &command, llvm::ra
        << q.elements() << ", " << q.shape.size() << ", {";
     for (size_t i = 0; i < q.shape.size(); ++i)
       os << (i ? ", " : "") << q.shape[i];
-    os << "}, rt::ParamInit::" << init << ", " << lit(q.std) << "},\n";
+    os << "}, rt::ParamInit::" << init << ", " << lit(q.std) << ", rt::ElemType::"
+       << (q.quantized ? "I8" : "F32") << ", " << q.scaleOffset << "},\n";
   }
   os << "};\n\n";
 

@@ -16,11 +16,15 @@ const char *llamac::kir::elemTypeName(ElemType t) {
     return "i32";
   case ElemType::I64:
     return "i64";
+  case ElemType::I8:
+    return "i8";
   }
   return "?";
 }
 
-int64_t llamac::kir::elemBytes(ElemType t) { return t == ElemType::I64 ? 8 : 4; }
+int64_t llamac::kir::elemBytes(ElemType t) {
+  return t == ElemType::I64 ? 8 : t == ElemType::I8 ? 1 : 4;
+}
 
 const char *llamac::kir::spaceName(Space s) {
   switch (s) {
@@ -51,6 +55,7 @@ const Signature kSignatures[] = {
     {KernelKind::GemmNT, "gemm_nt", 2, 1},
     {KernelKind::GemmNN, "gemm_nn", 2, 1},
     {KernelKind::GemmTN, "gemm_tn", 2, 1},
+    {KernelKind::GemmNTQ8, "gemm_nt_q8", 2, 1},
     {KernelKind::Fill, "fill", 0, 1},
     {KernelKind::Copy, "copy", 1, 1},
     {KernelKind::CopyRows, "copy_rows", 1, 1},
@@ -97,7 +102,10 @@ std::string describe(const BufferRef &b) {
   os << "[" << b.offset << ":" << elemTypeName(b.type) << "[";
   for (size_t i = 0; i < b.shape.size(); ++i)
     os << (i ? "x" : "") << b.shape[i];
-  os << "]]";
+  os << "]";
+  if (b.scaleOffset >= 0)
+    os << " scales " << b.scaleOffset;
+  os << "]";
   return s;
 }
 

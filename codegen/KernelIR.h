@@ -30,8 +30,8 @@ class raw_ostream;
 
 namespace llamac::kir {
 
-enum class ElemType { F32, I32, I64 };
-const char *elemTypeName(ElemType t); // "f32", "i32", "i64"
+enum class ElemType { F32, I32, I64, I8 };
+const char *elemTypeName(ElemType t); // "f32", "i32", "i64", "i8"
 int64_t elemBytes(ElemType t);
 
 enum class Space { Arena, Param, Cache, Input, Output };
@@ -45,6 +45,8 @@ struct BufferRef {
   int64_t offset = 0;
   ElemType type = ElemType::F32;
   std::vector<int64_t> shape;
+  /// An int8 weight's per-row f32 scales, in the parameter region; -1 otherwise.
+  int64_t scaleOffset = -1;
 
   int64_t elements() const;
   int64_t bytes() const { return elements() * elemBytes(type); }
@@ -54,7 +56,7 @@ struct BufferRef {
 /// keys its database on it. Operand order and attributes of each kind are listed in
 /// KernelIR.cpp (kernelSignature) and checked by verify().
 enum class KernelKind {
-  GemmNT, GemmNN, GemmTN,
+  GemmNT, GemmNN, GemmTN, GemmNTQ8,
   Fill, Copy, CopyRows,
   Binary, Unary, Scale,
   Embedding, EmbeddingGrad,
@@ -109,7 +111,11 @@ struct Param {
   double std = 0;
   std::vector<int64_t> shape;
   int64_t offset = 0; ///< in the parameter region, 64-byte aligned
+  /// Stored as int8 rows with one f32 scale per row at scaleOffset (runtime/cpu/Quantize.h).
+  bool quantized = false;
+  int64_t scaleOffset = -1;
   int64_t elements() const;
+  int64_t storageBytes() const { return elements() * (quantized ? 1 : 4); }
 };
 
 struct Program {

@@ -46,7 +46,7 @@ static ParamRole roleOf(StringRef name) {
   return ParamRole::Weight;
 }
 
-LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program) {
+LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program, bool quantize) {
   ConfigAttr c = model.getConfig();
   program.modelName = model.getSymName().str();
   program.vocab = c.getVocabSize();
@@ -80,8 +80,35 @@ LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program) {
     for (StringRef n : names)
       groupOf[n] = names;
   });
+  // With `quantize`, the weights that only ever feed llama.linear as its weight (directly or
+  // through such a concatenation) are stored as int8 rows with per-row scales.
+  llvm::StringSet<> notLinearOnly;
+  auto feedsLinearWeightsOnly = [](Value v) {
+    return llvm::all_of(v.getUses(), [](OpOperand &use) {
+      auto lin = dyn_cast<LinearOp>(use.getOwner());
+      return lin && use.getOperandNumber() == 1;
+    });
+  };
+  model.walk([&](GetParamOp g) {
+    for (OpOperand &use : g.getResult().getUses()) {
+      Operation *user = use.getOwner();
+      bool ok = (isa<LinearOp>(user) && use.getOperandNumber() == 1) ||
+                (isa<ConcatOp>(user) && cast<ConcatOp>(user).getDim() == 0 &&
+                 feedsLinearWeightsOnly(user->getResult(0)));
+      if (!ok)
+        notLinearOnly.insert(g.getName());
+    }
+  });
+  llvm::StringSet<> everRead;
+  model.walk([&](GetParamOp g) { everRead.insert(g.getName()); });
+  auto quantizable = [&](StringRef name) {
+    return quantize && roleOf(name) == ParamRole::Weight && everRead.count(name) &&
+           !notLinearOnly.count(name);
+  };
+
+  // Units: a concatenation group, or one parameter, in declaration order of their first.
   llvm::StringMap<ParamOp> byName;
-  SmallVector<ParamOp> order;
+  SmallVector<SmallVector<ParamOp>> units;
   llvm::StringSet<> placed;
   for (ParamOp p : model.getOps<ParamOp>())
     byName[p.getSymName()] = p;
@@ -89,40 +116,63 @@ LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program) {
     if (placed.count(p.getSymName()))
       continue;
     auto group = groupOf.find(p.getSymName());
+    SmallVector<ParamOp> unit;
     if (group == groupOf.end()) {
-      placed.insert(p.getSymName());
-      order.push_back(p);
-      continue;
+      unit.push_back(p);
+    } else {
+      for (StringRef n : group->second)
+        if (byName.count(n) && !placed.count(n))
+          unit.push_back(byName[n]);
     }
-    for (StringRef n : group->second)
-      if (byName.count(n) && placed.insert(n).second)
-        order.push_back(byName[n]);
+    for (ParamOp q : unit)
+      placed.insert(q.getSymName());
+    units.push_back(std::move(unit));
   }
+
   int64_t offset = 0;
-  for (ParamOp p : order) {
-    RankedTensorType type = p.getTensorType();
-    if (!type.getElementType().isF32())
-      return p.emitError("the CPU back end needs f32 parameters; @")
-             << p.getSymName() << " is " << type;
-    Param param;
-    param.name = p.getSymName().str();
-    param.role = roleOf(param.name);
-    switch (p.getInit()) {
-    case InitKind::zeros:
-      param.init = ParamInit::Zeros;
-      break;
-    case InitKind::ones:
-      param.init = ParamInit::Ones;
-      break;
-    case InitKind::normal:
-      param.init = ParamInit::Normal;
-      param.std = p.getStd() ? p.getStd()->convertToDouble() : 0.0;
-      break;
+  for (const SmallVector<ParamOp> &unit : units) {
+    bool quantizeUnit = llvm::all_of(unit, [&](ParamOp p) {
+      return quantizable(p.getSymName()) && p.getTensorType().getRank() == 2;
+    });
+    size_t first = program.params.size();
+    for (ParamOp p : unit) {
+      RankedTensorType type = p.getTensorType();
+      if (!type.getElementType().isF32())
+        return p.emitError("the CPU back end needs f32 parameters; @")
+               << p.getSymName() << " is " << type;
+      Param param;
+      param.name = p.getSymName().str();
+      param.role = roleOf(param.name);
+      switch (p.getInit()) {
+      case InitKind::zeros:
+        param.init = ParamInit::Zeros;
+        break;
+      case InitKind::ones:
+        param.init = ParamInit::Ones;
+        break;
+      case InitKind::normal:
+        param.init = ParamInit::Normal;
+        param.std = p.getStd() ? p.getStd()->convertToDouble() : 0.0;
+        break;
+      }
+      param.shape.assign(type.getShape().begin(), type.getShape().end());
+      param.quantized = quantizeUnit;
+      param.offset = offset;
+      // int8 rows of one unit are packed back to back (so that its concatenation is a view);
+      // f32 tensors each start on a 64-byte boundary.
+      offset = quantizeUnit ? offset + param.storageBytes()
+                            : llvm::alignTo(offset + param.storageBytes(), kArenaAlignment);
+      program.params.push_back(std::move(param));
     }
-    param.shape.assign(type.getShape().begin(), type.getShape().end());
-    param.offset = offset;
-    offset = llvm::alignTo(offset + param.elements() * 4, kArenaAlignment);
-    program.params.push_back(std::move(param));
+    if (quantizeUnit) {
+      // Then the unit's scales, one per row, also back to back.
+      offset = llvm::alignTo(offset, kArenaAlignment);
+      for (size_t i = first; i < program.params.size(); ++i) {
+        program.params[i].scaleOffset = offset;
+        offset += program.params[i].shape[0] * 4;
+      }
+      offset = llvm::alignTo(offset, kArenaAlignment);
+    }
   }
   program.paramBytes = offset;
   return success();
@@ -185,11 +235,16 @@ private:
     return it == storedToParam.end() ? -1 : it->second;
   }
   BufferRef paramRef(int64_t index) {
+    const Param &p = program.params[index];
     BufferRef b;
     b.space = Space::Param;
     b.index = index;
-    b.offset = program.params[index].offset;
-    b.shape = program.params[index].shape;
+    b.offset = p.offset;
+    b.shape = p.shape;
+    if (p.quantized) {
+      b.type = ElemType::I8;
+      b.scaleOffset = p.scaleOffset;
+    }
     return b;
   }
   BufferRef withShape(BufferRef b, std::vector<int64_t> shape) {
@@ -287,7 +342,7 @@ void FunctionLowering::decideStorage() {
   for (ConcatOp c : block.getOps<ConcatOp>()) {
     if (c.getDim() != 0)
       continue;
-    int64_t end = -1;
+    int64_t end = -1, scaleEnd = -1;
     bool view = true;
     for (Value in : c.getInputs()) {
       auto g = in.getDefiningOp<GetParamOp>();
@@ -297,11 +352,12 @@ void FunctionLowering::decideStorage() {
         break;
       }
       const Param &p = program.params[index];
-      if (end >= 0 && p.offset != end) {
+      if (end >= 0 && (p.offset != end || p.scaleOffset != scaleEnd)) {
         view = false;
         break;
       }
-      end = p.offset + p.elements() * 4;
+      end = p.offset + p.storageBytes();
+      scaleEnd = p.quantized ? p.scaleOffset + p.shape[0] * 4 : -1;
     }
     if (view)
       paramViews.insert(c.getResult());
@@ -591,7 +647,8 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
   }
   if (auto lin = dyn_cast<LinearOp>(op)) {
     int64_t k = lastDim(lin.getInput());
-    Launch &l = launch(KernelKind::GemmNT, op);
+    bool q8 = ref(lin.getWeight()).type == ElemType::I8;
+    Launch &l = launch(q8 ? KernelKind::GemmNTQ8 : KernelKind::GemmNT, op);
     l.inputs = {ref(lin.getInput()), ref(lin.getWeight())};
     l.outputs = {ref(lin.getResult())};
     l.ints = {{"M", numElements(lin.getInput()) / k},

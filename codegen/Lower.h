@@ -23,7 +23,9 @@ namespace llamac::kir {
 
 /// Adds every llama.param of `model` to `program.params` (64-byte aligned offsets) and fills
 /// the hyper-parameters from its config. Fails (with a diagnostic) on a non-f32 parameter.
-mlir::LogicalResult lowerParams(llama::ModelOp model, Program &program);
+/// With `quantize`, weights read only as llama.linear's weight are stored as int8 rows with
+/// per-row scales (runtime/cpu/Quantize.h), and their products become gemm_nt_q8 launches.
+mlir::LogicalResult lowerParams(llama::ModelOp model, Program &program, bool quantize = false);
 
 struct LowerOptions {
   /// The name the function gets in the program.

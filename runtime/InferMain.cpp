@@ -26,6 +26,7 @@
 #include "runtime/Safetensors.h"
 #include "runtime/Sampler.h"
 #include "runtime/Tokenizer.h"
+#include "runtime/cpu/Quantize.h"
 
 #include <algorithm>
 #include <charconv>
@@ -142,6 +143,18 @@ std::vector<int32_t> parsePromptIds(const std::string &text, int64_t vocab) {
   return ids;
 }
 
+/// Writes a weight's f32 values into its slot: as they are, or quantised to int8 rows with
+/// per-row scales where the program stores it so (`llamac compile --weights int8`).
+void storeWeight(const ParamSpec &p, const float *values, std::byte *params) {
+  if (p.storage == ElemType::I8) {
+    int64_t rows = p.rank > 0 ? p.shape[0] : 1;
+    quantizeRowsQ8(values, rows, p.elements / rows, reinterpret_cast<int8_t *>(params + p.offset),
+                   reinterpret_cast<float *>(params + p.scaleOffset));
+    return;
+  }
+  std::copy(values, values + p.elements, reinterpret_cast<float *>(params + p.offset));
+}
+
 /// Copies the Weight-role parameters from `tensors` (a checkpoint's or a safetensors
 /// file's) into the parameter region, checking every name and shape first. `source` names
 /// the file or directory in messages.
@@ -168,9 +181,10 @@ void loadWeights(const ProgramSpec &program, const TensorFile &tensors, const st
     if (p.role != ParamRole::Weight)
       continue;
     const Tensor &t = *tensors.find(p.name);
-    float *dst = reinterpret_cast<float *>(params + p.offset);
+    std::vector<float> values(p.elements);
     for (int64_t j = 0; j < p.elements; ++j)
-      dst[j] = static_cast<float>(t.data[j]);
+      values[j] = static_cast<float>(t.data[j]);
+    storeWeight(p, values.data(), params);
   }
 }
 
@@ -180,7 +194,8 @@ void initWeights(const ProgramSpec &program, uint64_t seed, std::byte *params) {
     const ParamSpec &p = program.params[i];
     if (p.role != ParamRole::Weight)
       continue;
-    float *dst = reinterpret_cast<float *>(params + p.offset);
+    std::vector<float> values(p.elements);
+    float *dst = values.data();
     switch (p.init) {
     case ParamInit::Zeros:
       std::fill(dst, dst + p.elements, 0.0f);
@@ -195,6 +210,7 @@ void initWeights(const ProgramSpec &program, uint64_t seed, std::byte *params) {
       break;
     }
     }
+    storeWeight(p, dst, params);
   }
 }
 

@@ -41,7 +41,7 @@ namespace llamac::rt {
 
 class Profiler;
 
-enum class ElemType : int32_t { F32 = 0, I32 = 1, I64 = 2 };
+enum class ElemType : int32_t { F32 = 0, I32 = 1, I64 = 2, I8 = 3 };
 
 /// The shape and element type of an entry function's input or output.
 struct TensorSpec {
@@ -68,6 +68,12 @@ struct ParamSpec {
   int64_t shape[4];
   ParamInit init;
   double std; ///< for ParamInit::Normal
+  /// How the region stores it: F32, or I8 for weights quantised at load time (inference with
+  /// `llamac compile --weights int8`): `elements` int8 values at `offset`, row by row, and
+  /// one f32 scale per row (shape[0] of them) at `scaleOffset`; value = q * scale, with
+  /// scale = max |row| / 127 (runtime/cpu/Quantize.h).
+  ElemType storage = ElemType::F32;
+  int64_t scaleOffset = -1;
 };
 
 /// What an entry function's generated code gets: base pointers of the regions.

@@ -73,6 +73,11 @@ static cl::opt<std::string> remat("remat",
                                   cl::desc("Rematerialisation policy (see llamac-remat)"),
                                   cl::init("none"), cl::sub(driver::compileCommand()),
                                   cl::cat(driver::optionCategory()));
+static cl::opt<std::string> weights("weights",
+                                    cl::desc("Inference weight storage: f32 (default) or int8 "
+                                             "(per-row scales; linear layers only)"),
+                                    cl::init("f32"), cl::sub(driver::compileCommand()),
+                                    cl::cat(driver::optionCategory()));
 static cl::opt<std::string> cxx("cxx", cl::desc("Host C++ compiler"),
                                 cl::init(LLAMAC_HOST_CXX), cl::sub(driver::compileCommand()),
                                 cl::cat(driver::optionCategory()));
@@ -229,7 +234,7 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
       if (!lowered)
         return false;
       llama::ModelOp model = findModel(*lowered, name);
-      if (first && failed(kir::lowerParams(model, program)))
+      if (first && failed(kir::lowerParams(model, program, weights == "int8")))
         return false;
       first = false;
       func::FuncOp f = findFunc(model, "forward");
@@ -240,7 +245,7 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
       if (failed(kir::lowerFunction(f, program, {v.name, v.cache})))
         return false;
     }
-    program.config = {{"prefill_chunk", std::to_string(seq)}};
+    program.config = {{"prefill_chunk", std::to_string(seq)}, {"weights", weights.getValue()}};
   }
   std::string why;
   if (!kir::verify(program, &why)) {
@@ -382,6 +387,10 @@ int llamac::driver::runCompile() {
     seq = mode == "infer" ? std::min<int64_t>(context, 64) : context;
   if (mode == "infer" && args.batch != 1)
     return error("--mode infer generates batch-1 programs; drop --batch");
+  if (weights != "f32" && weights != "int8")
+    return error("--weights must be f32 or int8, not '" + weights + "'");
+  if (weights == "int8" && mode != "infer")
+    return error("--weights int8 is for --mode infer; training keeps f32 weights");
   if (mode == "infer" && emit == "mlir")
     return error("--emit mlir is available for --mode train");
 

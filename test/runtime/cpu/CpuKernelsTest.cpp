@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------------------===//
 #include "runtime/cpu/CpuKernels.h"
+#include "runtime/cpu/Quantize.h"
 #include "runtime/interpreter/Kernels.h"
 
 #include <gtest/gtest.h>
@@ -111,6 +112,61 @@ TEST(CpuKernelsGemm, MatchesReference) {
       expectClose(c, expected(ref::linearWeightGrad(tensor({K, M}, a), tensor({K, N}, b))),
                   "TN " + what);
     }
+  }
+}
+
+// int8 weights: quantisation keeps every value within half a step of its row's scale, and
+// gemmNTQ8 equals the exact integer product of the quantised operands (the AVX2 path and the
+// tail past the last 32 columns included), which in turn is close to the f32 product.
+TEST(CpuKernelsQ8, QuantizeRows) {
+  int64_t rows = 5, cols = 70;
+  std::vector<float> w = randomVec(rows * cols, 11);
+  std::fill(w.begin() + 2 * cols, w.begin() + 3 * cols, 0.0f); // a row of zeros
+  std::vector<int8_t> q(rows * cols);
+  std::vector<float> scales(rows);
+  quantizeRowsQ8(w.data(), rows, cols, q.data(), scales.data());
+  EXPECT_EQ(scales[2], 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    float amax = 0;
+    for (int64_t c = 0; c < cols; ++c)
+      amax = std::max(amax, std::fabs(w[r * cols + c]));
+    EXPECT_FLOAT_EQ(scales[r], amax / 127.0f) << "row " << r;
+    for (int64_t c = 0; c < cols; ++c) {
+      EXPECT_LE(std::abs(int(q[r * cols + c])), 127);
+      EXPECT_LE(std::fabs(q[r * cols + c] * scales[r] - w[r * cols + c]), 0.5f * scales[r] + 1e-7f)
+          << "row " << r << " column " << c;
+    }
+  }
+}
+
+TEST(CpuKernelsQ8, GemmMatchesTheQuantisedProduct) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 37, 300},
+                         {3, 130, 64},
+                         {2, 2000, 288}}) {
+    std::string shape = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+    std::vector<float> a = randomVec(M * K, 12), w = randomVec(N * K, 13, 0.05f);
+    std::vector<int8_t> qw(N * K), qa(M * K);
+    std::vector<float> sw(N), sa(M), c(M * N);
+    quantizeRowsQ8(w.data(), N, K, qw.data(), sw.data());
+    quantizeRowsQ8(a.data(), M, K, qa.data(), sa.data());
+    cpu::gemmNTQ8(M, N, K, a.data(), qw.data(), sw.data(), c.data());
+    double worst = 0, scale = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t dot = 0;
+        double exact = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          dot += int64_t(qa[m * K + k]) * qw[n * K + k];
+          exact += double(a[m * K + k]) * w[n * K + k];
+        }
+        float want = float(dot) * sa[m] * sw[n];
+        ASSERT_NEAR(c[m * N + n], want, 1e-6f * std::fabs(want) + 1e-12f)
+            << shape << " (" << m << ", " << n << ")";
+        worst = std::max(worst, std::fabs(c[m * N + n] - exact));
+        scale = std::max(scale, std::fabs(exact));
+      }
+    // Two 8-bit roundings: ~1% of the largest output is the expected size of the error.
+    EXPECT_LT(worst, 0.02 * scale) << shape;
   }
 }
 
