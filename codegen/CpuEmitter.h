@@ -17,6 +17,14 @@ namespace llamac::kir {
 /// `command` is recorded in the file's header comment.
 void emitCpu(const Program &program, const std::string &command, llvm::raw_ostream &os);
 
+/// The C++ statement that performs `launch` inside a generated entry function (regions
+/// `A`, `P`, `C`, arguments `in`, `out`, the helper `at<T>`, `fail`): what emitCpu writes for
+/// it, also used by `llamac tune` to time variants of one launch.
+std::string emitCpuCall(const Launch &launch);
+
+/// The preamble every generated file starts with (includes, `at`, `fail`, `LAUNCH`).
+void emitCpuPreamble(llvm::raw_ostream &os);
+
 } // namespace llamac::kir
 
 #endif

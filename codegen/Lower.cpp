@@ -655,6 +655,8 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
               {"N", cast<RankedTensorType>(lin.getWeight().getType()).getShape()[0]},
               {"K", k},
               {"accumulate", 0}};
+    if (q8)
+      l.ints.push_back({"rows_per_task", 32}); // a tunable (codegen/Tunables.cpp)
     return success();
   }
   if (auto mm = dyn_cast<MatmulOp>(op)) {

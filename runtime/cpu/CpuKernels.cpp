@@ -363,13 +363,13 @@ void dotQ8Avx2x4(const int8_t *a, const int8_t *b, int64_t ldb, int64_t k, int32
 } // namespace
 
 void gemmNTQ8(int64_t M, int64_t N, int64_t K, const float *A, const int8_t *B,
-              const float *scales, float *C) {
+              const float *scales, float *C, int64_t rowsPerTask) {
   // The rows of A are few (one per decoded token, a chunk in prefill): quantise them once,
   // then stream the weights, each row of B meeting every row of A while it is in L1.
   std::vector<int8_t> qa(M * K);
   std::vector<float> sa(M);
   quantizeRowsQ8(A, M, K, qa.data(), sa.data());
-  constexpr int64_t kBlock = 32;
+  const int64_t kBlock = std::max<int64_t>(4, rowsPerTask);
   int64_t blocks = (N + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (N * K >= kParallelElements && !omp_in_parallel())
   for (int64_t b = 0; b < blocks; ++b) {

@@ -32,8 +32,9 @@ void gemmTN(int64_t M, int64_t N, int64_t K, const float *A, const float *B, flo
 /// C[M,N] = A[M,K] * W^T for int8 weights B[N,K] with one f32 scale per row
 /// (runtime/cpu/Quantize.h): each row of A is quantised the same way, the products are summed
 /// exactly in int32 and scaled back (llama.linear under `llamac compile --weights int8`).
+/// `rowsPerTask` rows of B make one unit of parallel work (a tunable: codegen/Tunables.cpp).
 void gemmNTQ8(int64_t M, int64_t N, int64_t K, const float *A, const int8_t *B,
-              const float *scales, float *C);
+              const float *scales, float *C, int64_t rowsPerTask = 32);
 
 //--- memory -----------------------------------------------------------------------------------
 void fill(float *out, int64_t n, float value);

@@ -22,6 +22,8 @@
 #include "tools/llamac/HostToolchain.h"
 #include "codegen/KernelIR.h"
 #include "codegen/Lower.h"
+#include "codegen/Tunables.h"
+#include "codegen/TuningDB.h"
 #include "models/ModelInfo.h"
 #include "passes/Passes.h"
 
@@ -36,6 +38,7 @@
 #include "llvm/Support/ToolOutputFile.h"
 
 #include <chrono>
+#include <thread>
 
 using namespace mlir;
 using namespace llamac;
@@ -78,6 +81,11 @@ static cl::opt<std::string> weights("weights",
                                              "(per-row scales; linear layers only)"),
                                     cl::init("f32"), cl::sub(driver::compileCommand()),
                                     cl::cat(driver::optionCategory()));
+static cl::opt<std::string> tuningDb("tuning-db",
+                                     cl::desc("Set tunable kernel parameters from this tuning "
+                                              "database (written by llamac tune)"),
+                                     cl::value_desc("file"), cl::sub(driver::compileCommand()),
+                                     cl::cat(driver::optionCategory()));
 static cl::opt<std::string> cxx("cxx", cl::desc("Host C++ compiler"),
                                 cl::init(LLAMAC_HOST_CXX), cl::sub(driver::compileCommand()),
                                 cl::cat(driver::optionCategory()));
@@ -147,11 +155,13 @@ func::FuncOp findFunc(llama::ModelOp model, StringRef name) {
   return nullptr;
 }
 
-/// Builds the kernel-level program of `mode`; false after printing why.
-bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
-                  kir::Program &program) {
-  program.mode = mode;
-  program.target = target;
+} // namespace
+
+bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
+                                        const BuildSettings &s, kir::Program &program) {
+  int64_t batch = s.batch, seq = s.seq;
+  program.mode = s.mode;
+  program.target = s.target;
   llama::ModelOp declared = findModel(module, name);
   int64_t context = declared.getConfig().getMaxSeqLen();
 
@@ -175,18 +185,18 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
     program.inferFlopsPerToken = info.matmulFlops / info.tokens();
   }
 
-  if (mode == "train") {
+  if (s.mode == "train") {
     program.batch = batch;
     program.seq = seq;
     OwningOpRef<ModuleOp> lowered = lowerCopy(module, [&](OpPassManager &pm) {
       TrainingPipelineOptions o;
       o.batch = batch;
       o.seq = seq;
-      o.warmup = warmup;
-      o.floor = lrFloor;
-      o.weightDecay = weightDecay;
-      o.maxGradNorm = maxGradNorm;
-      o.remat = remat;
+      o.warmup = s.warmup;
+      o.floor = s.lrFloor;
+      o.weightDecay = s.weightDecay;
+      o.maxGradNorm = s.maxGradNorm;
+      o.remat = s.remat;
       buildTrainingPipeline(pm, o);
     });
     if (!lowered)
@@ -210,11 +220,11 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
       snprintf(buf, sizeof buf, "%g", v);
       return std::string(buf);
     };
-    program.config = {{"warmup", std::to_string(warmup)},
-                      {"lr_floor", text(lrFloor)},
-                      {"weight_decay", text(weightDecay)},
-                      {"max_grad_norm", text(maxGradNorm)},
-                      {"remat", remat.getValue()}};
+    program.config = {{"warmup", std::to_string(s.warmup)},
+                      {"lr_floor", text(s.lrFloor)},
+                      {"weight_decay", text(s.weightDecay)},
+                      {"max_grad_norm", text(s.maxGradNorm)},
+                      {"remat", s.remat}};
   } else {
     program.batch = 1;
     program.seq = seq;
@@ -234,7 +244,7 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
       if (!lowered)
         return false;
       llama::ModelOp model = findModel(*lowered, name);
-      if (first && failed(kir::lowerParams(model, program, weights == "int8")))
+      if (first && failed(kir::lowerParams(model, program, s.weights == "int8")))
         return false;
       first = false;
       func::FuncOp f = findFunc(model, "forward");
@@ -245,7 +255,7 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
       if (failed(kir::lowerFunction(f, program, {v.name, v.cache})))
         return false;
     }
-    program.config = {{"prefill_chunk", std::to_string(seq)}, {"weights", weights.getValue()}};
+    program.config = {{"prefill_chunk", std::to_string(seq)}, {"weights", s.weights}};
   }
   std::string why;
   if (!kir::verify(program, &why)) {
@@ -255,6 +265,8 @@ bool buildProgram(ModuleOp module, StringRef name, int64_t batch, int64_t seq,
   }
   return true;
 }
+
+namespace {
 
 std::string commandLine() {
   std::string s = "llamac compile " + driver::modelArgs().input + " --target " + target +
@@ -275,7 +287,11 @@ bool writeFile(const std::string &path, llvm::function_ref<void(llvm::raw_ostrea
   return true;
 }
 
-int compileExecutable(const kir::Program &program, const std::string &output) {
+} // namespace
+
+int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
+                                const std::string &output, const std::string &cxx,
+                                bool keepSource) {
   // The source goes to a temporary file beside the output (or to <output>.cpp when kept),
   // the executable to a temporary name that is renamed over the output at the end.
   SmallString<256> dir(output);
@@ -292,9 +308,7 @@ int compileExecutable(const kir::Program &program, const std::string &output) {
                                                                      source)) {
     return driver::error("cannot create a temporary file: " + ec.message());
   }
-  if (!writeFile(source.str().str(), [&](llvm::raw_ostream &os) {
-        emitCpu(program, commandLine(), os);
-      }))
+  if (!writeFile(source.str().str(), writeSource))
     return 1;
   SmallString<256> temp(dir);
   llvm::sys::path::append(temp, "." + base + ".llamac-tmp");
@@ -303,7 +317,7 @@ int compileExecutable(const kir::Program &program, const std::string &output) {
   llvm::ErrorOr<std::string> compiler =
       StringRef(cxx).contains('/')
           ? (llvm::sys::fs::can_execute(cxx)
-                 ? llvm::ErrorOr<std::string>(cxx.getValue())
+                 ? llvm::ErrorOr<std::string>(cxx)
                  : llvm::ErrorOr<std::string>(std::make_error_code(std::errc::no_such_file_or_directory)))
           : llvm::sys::findProgramByName(cxx);
   if (!compiler) {
@@ -342,6 +356,46 @@ int compileExecutable(const kir::Program &program, const std::string &output) {
   llvm::outs() << "  host compile " << llvm::format("%.1f s", seconds) << "; wrote " << output
                << "\n";
   return 0;
+}
+
+namespace {
+
+/// Sets every tunable launch's parameters from --tuning-db where it has an entry for this
+/// device, kernel and shape; prints what it did and why entries did not apply.
+bool applyTuningDb(kir::Program &program) {
+  tune::Database db;
+  std::string err;
+  if (!db.load(tuningDb, &err)) {
+    driver::error(err);
+    return false;
+  }
+  tune::DeviceKey device = tune::currentCpuDevice(int(std::thread::hardware_concurrency()));
+  int applied = 0, tunable = 0;
+  std::string note;
+  for (kir::Function &f : program.functions)
+    for (kir::Launch &l : f.launches) {
+      if (kir::tunablesOf(l.kind, program.target).empty())
+        continue;
+      ++tunable;
+      std::string entryNote;
+      const tune::Entry *e = db.lookup(device, kir::kernelName(l.kind),
+                                       kir::shapeKey(l, program.target), "f32", &entryNote);
+      if (note.empty())
+        note = entryNote;
+      if (!e)
+        continue;
+      std::vector<std::pair<std::string, int64_t>> choice;
+      for (const tune::Choice &c : e->choices)
+        choice.push_back({c.name, c.value});
+      kir::applyChoice(l, choice);
+      ++applied;
+    }
+  llvm::outs() << "  tuning: " << applied << " of " << tunable
+               << " tunable launches set from " << tuningDb << "\n";
+  if (!note.empty())
+    llvm::outs() << "  note: " << note << "\n";
+  program.config["tuning_db"] = tuningDb;
+  return true;
 }
 
 } // namespace
@@ -411,8 +465,21 @@ int llamac::driver::runCompile() {
     return writeFile(outputFile, [&](llvm::raw_ostream &os) { lowered->print(os); }) ? 0 : 1;
   }
 
+  BuildSettings settings;
+  settings.mode = mode;
+  settings.target = target;
+  settings.batch = args.batch;
+  settings.seq = seq;
+  settings.warmup = warmup;
+  settings.lrFloor = lrFloor;
+  settings.weightDecay = weightDecay;
+  settings.maxGradNorm = maxGradNorm;
+  settings.remat = remat;
+  settings.weights = weights;
   kir::Program program;
-  if (!buildProgram(*module, name, args.batch, seq, program))
+  if (!buildKernelProgram(*module, name, settings, program))
+    return 1;
+  if (!tuningDb.empty() && !applyTuningDb(program))
     return 1;
 
   if (emit == "kernels") {
@@ -442,5 +509,6 @@ int llamac::driver::runCompile() {
   if (program.cacheBytes)
     llvm::outs() << ", KV cache: " << program.cacheBytes << " bytes";
   llvm::outs() << "\n";
-  return compileExecutable(program, outputFile);
+  return hostCompile([&](llvm::raw_ostream &os) { emitCpu(program, commandLine(), os); },
+                     outputFile, cxx, keepSource);
 }

@@ -49,6 +49,13 @@ cl::SubCommand &checkCommand() {
   return command;
 }
 
+cl::SubCommand &tuneCommand() {
+  static cl::SubCommand command(
+      "tune", "Time the variants of each tunable kernel a model's program uses on this machine "
+              "and record the fastest in a tuning database");
+  return command;
+}
+
 cl::SubCommand &bisectCommand() {
   static cl::SubCommand command(
       "bisect", "Find the first pass of a pipeline that changes a model's outputs");
@@ -57,17 +64,21 @@ cl::SubCommand &bisectCommand() {
 
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.mlir>"), cl::Required,
                                       cl::sub(infoCommand()), cl::sub(compileCommand()),
+                                      cl::sub(tuneCommand()),
     cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 static cl::opt<std::string> modelName("model",
                                       cl::desc("Model to use when the file declares several"),
                                       cl::value_desc("name"), cl::sub(infoCommand()),
-                                      cl::sub(compileCommand()), cl::cat(optionCategory()));
+                                      cl::sub(compileCommand()), cl::sub(tuneCommand()),
+                                      cl::cat(optionCategory()));
 static cl::opt<int64_t> batchSize("batch", cl::desc("Batch size (default 1)"), cl::init(1),
                                   cl::sub(infoCommand()), cl::sub(compileCommand()),
+                                  cl::sub(tuneCommand()),
     cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 static cl::opt<int64_t> seqLen("seq",
                                cl::desc("Sequence length (default: the model's context)"),
                                cl::init(0), cl::sub(infoCommand()), cl::sub(compileCommand()),
+                               cl::sub(tuneCommand()),
     cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 
 ModelArgs modelArgs() { return {inputFile, modelName, batchSize, seqLen}; }

@@ -2,6 +2,7 @@
 #ifndef LLAMAC_TOOLS_LLAMAC_DRIVER_H
 #define LLAMAC_TOOLS_LLAMAC_DRIVER_H
 
+#include "codegen/KernelIR.h"
 #include "dialects/llama/LlamaOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -23,12 +24,14 @@ llvm::cl::SubCommand &runCommand();
 llvm::cl::SubCommand &checkCommand();
 llvm::cl::SubCommand &bisectCommand();
 llvm::cl::SubCommand &tokenizerCommand();
+llvm::cl::SubCommand &tuneCommand();
 int runInfo();
 int runCompile();
 int runRun();
 int runCheck();
 int runBisect();
 int runTokenizer();
+int runTune();
 
 /// The options every model command takes: the input, which model, batch and sequence.
 struct ModelArgs {
@@ -67,6 +70,27 @@ llama::ModelOp selectModel(mlir::ModuleOp module, llvm::StringRef path, llvm::St
 mlir::LogicalResult runFrontend(mlir::ModuleOp module, int64_t batch, int64_t seq);
 
 /// "llamac: error: ..." on stderr; returns 1.
+/// What `llamac compile --mode` and `llamac tune` build.
+struct BuildSettings {
+  std::string mode = "train", target = "cpu";
+  int64_t batch = 1, seq = 0;
+  int64_t warmup = 100;
+  double lrFloor = 0.1, weightDecay = 0.1, maxGradNorm = 1.0;
+  std::string remat = "none";
+  std::string weights = "f32";
+};
+
+/// Runs the pipeline of `settings.mode` on copies of `module` and lowers the results to the
+/// kernel-level program; false after printing why.
+bool buildKernelProgram(mlir::ModuleOp module, llvm::StringRef modelName,
+                        const BuildSettings &settings, kir::Program &program);
+
+/// Writes a C++ source with `writeSource`, compiles it with the host compiler `cxx` against
+/// the runtime, and puts the executable at `output` (replaced only on success). Returns the
+/// exit status to use; prints why on failure.
+int hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
+                const std::string &output, const std::string &cxx, bool keepSource);
+
 int error(const llvm::Twine &message);
 
 } // namespace llamac::driver

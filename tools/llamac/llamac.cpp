@@ -29,13 +29,15 @@ int main(int argc, char **argv) {
   llvm::cl::SetVersionPrinter(printVersion);
   for (llvm::cl::SubCommand *sub :
        {&llvm::cl::SubCommand::getTopLevel(), &infoCommand(), &compileCommand(),
-        &runCommand(), &checkCommand(), &bisectCommand(), &tokenizerCommand()})
+        &runCommand(), &checkCommand(), &bisectCommand(), &tokenizerCommand(), &tuneCommand()})
     llvm::cl::HideUnrelatedOptions(optionCategory(), *sub);
   if (!llvm::cl::ParseCommandLineOptions(
           argc, argv,
           "llamac: compile and inspect LLaMA-family models\n\n"
           "  llamac info model.mlir [--batch N] [--seq T]\n"
           "  llamac compile model.mlir [--batch N] [--seq T] [-o out.mlir]\n"
+          "  llamac compile model.mlir --mode train|infer [--tuning-db DB] -o exe\n"
+          "  llamac tune model.mlir --mode train|infer [--space quick] -o DB\n"
           "  llamac run model.mlir [--function F] [--inputs in.safetensors] [-o out]\n"
           "  llamac check model.mlir --pipeline PASSES [--tol X]\n"
           "  llamac bisect model.mlir --pipeline PASSES [--dump-dir DIR]\n"
@@ -55,5 +57,7 @@ int main(int argc, char **argv) {
     return runBisect();
   if (tokenizerCommand())
     return runTokenizer();
+  if (tuneCommand())
+    return runTune();
   return error("no command given; run `llamac --help`");
 }
