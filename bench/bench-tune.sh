@@ -5,7 +5,8 @@
 #
 #   bench/bench-tune.sh <build dir> [work dir]
 # Environment: BENCH_STEPS (default 10) training steps per measurement, BENCH_ROUNDS
-# (default 3) alternating rounds; the best round of each build is reported.
+# (default 3) alternating rounds, BENCH_CACHE (cold or warm) the tuner's --cache; the best round
+# of each build is reported.
 set -euo pipefail
 build="$(cd "${1:?usage: bench-tune.sh <build dir> [work dir]}" && pwd)"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,8 +26,8 @@ if [ ! -s "$work/kjv8k.model" ]; then
 fi
 
 echo "== tune (full search space)"
-"$bin/llamac" tune "$model" --mode train --batch 8 --seq 256 -o "$work/tuning.txtpb" 2>/dev/null
-"$bin/llamac" tune "$model" --mode infer --weights int8 -o "$work/tuning.txtpb" 2>/dev/null
+"$bin/llamac" tune "$model" --mode train --batch 8 --seq 256 --cache "${BENCH_CACHE:-cold}" -o "$work/tuning.txtpb" 2>/dev/null
+"$bin/llamac" tune "$model" --mode infer --weights int8 --cache "${BENCH_CACHE:-cold}" -o "$work/tuning.txtpb" 2>/dev/null
 
 echo "== build"
 "$bin/llamac" compile "$model" --mode train --batch 8 --seq 256 -o "$work/train_default" > /dev/null

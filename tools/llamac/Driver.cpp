@@ -56,6 +56,13 @@ cl::SubCommand &tuneCommand() {
   return command;
 }
 
+cl::SubCommand &planCommand() {
+  static cl::SubCommand command(
+      "plan", "Predict step time, throughput, MFU, memory and communication of sharded "
+              "training on many devices");
+  return command;
+}
+
 cl::SubCommand &bisectCommand() {
   static cl::SubCommand command(
       "bisect", "Find the first pass of a pipeline that changes a model's outputs");
@@ -64,13 +71,13 @@ cl::SubCommand &bisectCommand() {
 
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.mlir>"), cl::Required,
                                       cl::sub(infoCommand()), cl::sub(compileCommand()),
-                                      cl::sub(tuneCommand()),
+                                      cl::sub(tuneCommand()), cl::sub(planCommand()),
     cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 static cl::opt<std::string> modelName("model",
                                       cl::desc("Model to use when the file declares several"),
                                       cl::value_desc("name"), cl::sub(infoCommand()),
                                       cl::sub(compileCommand()), cl::sub(tuneCommand()),
-                                      cl::cat(optionCategory()));
+                                      cl::sub(planCommand()), cl::cat(optionCategory()));
 static cl::opt<int64_t> batchSize("batch", cl::desc("Batch size (default 1)"), cl::init(1),
                                   cl::sub(infoCommand()), cl::sub(compileCommand()),
                                   cl::sub(tuneCommand()),
@@ -78,7 +85,7 @@ static cl::opt<int64_t> batchSize("batch", cl::desc("Batch size (default 1)"), c
 static cl::opt<int64_t> seqLen("seq",
                                cl::desc("Sequence length (default: the model's context)"),
                                cl::init(0), cl::sub(infoCommand()), cl::sub(compileCommand()),
-                               cl::sub(tuneCommand()),
+                               cl::sub(tuneCommand()), cl::sub(planCommand()),
     cl::sub(runCommand()), cl::sub(checkCommand()), cl::sub(bisectCommand()), cl::cat(optionCategory()));
 
 ModelArgs modelArgs() { return {inputFile, modelName, batchSize, seqLen}; }

@@ -25,6 +25,7 @@ llvm::cl::SubCommand &checkCommand();
 llvm::cl::SubCommand &bisectCommand();
 llvm::cl::SubCommand &tokenizerCommand();
 llvm::cl::SubCommand &tuneCommand();
+llvm::cl::SubCommand &planCommand();
 int runInfo();
 int runCompile();
 int runRun();
@@ -32,6 +33,7 @@ int runCheck();
 int runBisect();
 int runTokenizer();
 int runTune();
+int runPlan();
 
 /// The options every model command takes: the input, which model, batch and sequence.
 struct ModelArgs {

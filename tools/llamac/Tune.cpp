@@ -9,7 +9,9 @@
 // they will in the compiled program: the real buffer layout, the real thread count. Each
 // variant's outputs are first compared with the default variant's on the same inputs, and
 // only a variant within 1e-4 (norm-wise) may win; times are the median of --repeats runs
-// after two warm-up runs, with the caches flushed (64 MiB written) before each.
+// after two warm-up runs, with the caches flushed (64 MiB written) before each, or, with
+// --cache warm, as the previous run left them (closer to a kernel inside a program, whose
+// inputs the previous kernel has just written).
 //
 // The choice is made once, here, and compiled into the program: every process of a
 // multi-rank run executes the same tuned binary, and nothing is re-timed at run time.
@@ -61,6 +63,11 @@ static cl::opt<std::string> space("space",
 static cl::opt<int> repeats("repeats", cl::desc("Timed runs per variant (median)"),
                             cl::init(10), cl::sub(driver::tuneCommand()),
                             cl::cat(driver::optionCategory()));
+static cl::opt<std::string> cache("cache",
+                                  cl::desc("Caches before each timed run: cold (flushed, the "
+                                           "default) or warm (as left by the previous run)"),
+                                  cl::init("cold"), cl::sub(driver::tuneCommand()),
+                                  cl::cat(driver::optionCategory()));
 static cl::opt<int> threads("threads",
                             cl::desc("Threads, as the program will run (0: all cores)"),
                             cl::init(0), cl::sub(driver::tuneCommand()),
@@ -121,13 +128,16 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
      << "static void flush() {\n"
      << "  static std::vector<char> junk(64 << 20);\n"
      << "  for (size_t i = 0; i < junk.size(); i += 64)\n    junk[i]++;\n}\n\n"
+     << "static bool coldCaches = true;\n\n"
      << "template <class F> static double median(F f, int repeats) {\n"
      << "  f();\n  f();\n  std::vector<double> t;\n"
-     << "  for (int r = 0; r < repeats; ++r) {\n    flush();\n    rt::Timer timer;\n    f();\n"
+     << "  for (int r = 0; r < repeats; ++r) {\n    if (coldCaches)\n      flush();\n"
+     << "    rt::Timer timer;\n    f();\n"
      << "    t.push_back(timer.seconds());\n  }\n"
      << "  std::sort(t.begin(), t.end());\n  return t[t.size() / 2];\n}\n\n"
      << "int main(int argc, char **argv) {\n"
      << "  int repeats = argc > 1 ? std::atoi(argv[1]) : 10;\n"
+     << "  coldCaches = !(argc > 2 && std::strcmp(argv[2], \"warm\") == 0);\n"
      << "  rt::Context ctx;\n"
      << "  std::byte *A = region(" << program.arenaBytes() << ");\n"
      << "  std::byte *P = region(" << program.paramBytes << ");\n"
@@ -229,6 +239,8 @@ int llamac::driver::runTune() {
     return error("--space must be full or quick, not '" + space + "'");
   if (weights != "f32" && weights != "int8")
     return error("--weights must be f32 or int8, not '" + weights + "'");
+  if (cache != "cold" && cache != "warm")
+    return error("--cache must be cold or warm, not '" + cache + "'");
   if (repeats < 1 || threads < 0 || args.batch <= 0 || args.seq < 0)
     return error("--repeats must be >= 1, --threads >= 0, --batch > 0 and --seq >= 0");
 
@@ -299,7 +311,7 @@ int llamac::driver::runTune() {
     env.push_back("OMP_NUM_THREADS=" + std::to_string(nthreads));
     SmallVector<StringRef> envRefs(env.begin(), env.end());
     std::string rep = std::to_string(int(repeats));
-    StringRef argv[] = {exe.str(), rep};
+    StringRef argv[] = {exe.str(), rep, cache};
     std::optional<StringRef> redirects[] = {std::nullopt, StringRef(out), std::nullopt};
     std::string message;
     llvm::outs() << "  timing (kernel, variant, median time):\n";

@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
   llvm::cl::SetVersionPrinter(printVersion);
   for (llvm::cl::SubCommand *sub :
        {&llvm::cl::SubCommand::getTopLevel(), &infoCommand(), &compileCommand(),
-        &runCommand(), &checkCommand(), &bisectCommand(), &tokenizerCommand(), &tuneCommand()})
+        &runCommand(), &checkCommand(), &bisectCommand(), &tokenizerCommand(), &tuneCommand(),
+        &planCommand()})
     llvm::cl::HideUnrelatedOptions(optionCategory(), *sub);
   if (!llvm::cl::ParseCommandLineOptions(
           argc, argv,
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
           "  llamac compile model.mlir [--batch N] [--seq T] [-o out.mlir]\n"
           "  llamac compile model.mlir --mode train|infer [--tuning-db DB] -o exe\n"
           "  llamac tune model.mlir --mode train|infer [--space quick] -o DB\n"
+          "  llamac plan model.mlir --devices N --device a100-80gb [--strategy hybrid]\n"
           "  llamac run model.mlir [--function F] [--inputs in.safetensors] [-o out]\n"
           "  llamac check model.mlir --pipeline PASSES [--tol X]\n"
           "  llamac bisect model.mlir --pipeline PASSES [--dump-dir DIR]\n"
@@ -59,5 +61,7 @@ int main(int argc, char **argv) {
     return runTokenizer();
   if (tuneCommand())
     return runTune();
+  if (planCommand())
+    return runPlan();
   return error("no command given; run `llamac --help`");
 }
