@@ -22,6 +22,7 @@
 //
 //===----------------------------------------------------------------------------------===//
 #include "runtime/Checkpoint.h"
+#include "runtime/Communicator.h"
 #include "runtime/Device.h"
 #include "runtime/Events.h"
 #include "runtime/FileUtil.h"
@@ -339,8 +340,8 @@ private:
 
 class TrainDriver {
 public:
-  TrainDriver(const ProgramSpec &program, const char *argv0)
-      : program_(program), flags_(programName(argv0), summary(program)) {
+  TrainDriver(const ProgramSpec &program, const char *argv0, Communicator *comm)
+      : program_(program), flags_(programName(argv0), summary(program)), comm_(comm) {
     name_ = programName(argv0);
     declareFlags();
   }
@@ -412,6 +413,10 @@ private:
   std::unique_ptr<Buffer> params_, arena_, cache_;
   Context ctx_;
   Profiler profiler_;
+  /// The processes of a data-parallel run (one, or MPI ranks): rank r computes micro-batches
+  /// r*A..r*A+A-1 of each step, so that W ranks with --grad-accum A train exactly as one
+  /// process with W*A; gradients and losses are summed over ranks before the update.
+  Communicator *comm_;
 
   // Data.
   Tokenizer tokenizer_;
@@ -928,6 +933,7 @@ int TrainDriver::train() {
                        " this program was compiled for",
                        tokenizerPath.c_str(), tokenizer_.vocabSize(), program_.vocab));
   TokenDataOptions dataOptions;
+  dataOptions.useCache = comm_->rank() == 0; // one writer of the token cache
   if (!data_.load(flags_.getString("data"), tokenizer_, dataOptions, &error))
     return fail(kExitFailure, "--data: " + error);
   note(format("%s: %zu tokens%s%s", flags_.getString("data").c_str(), data_.tokens().size(),
@@ -959,11 +965,11 @@ int TrainDriver::train() {
 
   // Outputs: checked, then created; nothing was written before this point. Directories come
   // first, so that a directory that cannot be created leaves no half-started log.
-  const std::string logDir = flags_.getString("log-dir");
+  const std::string logDir = comm_->rank() == 0 ? flags_.getString("log-dir") : "";
   const std::string csvPath = logDir + "/metrics.csv";
   if (!logDir.empty() && !MetricsCsv::check(csvPath, &error))
     return fail(kExitFailure, "--log-dir: " + error);
-  if (!checkpointDir.empty() && !makeDirectories(checkpointDir, &error))
+  if (comm_->rank() == 0 && !checkpointDir.empty() && !makeDirectories(checkpointDir, &error))
     return fail(kExitFailure, "--checkpoint-dir: " + error);
   if (!logDir.empty() && !makeDirectories(logDir, &error))
     return fail(kExitFailure, "--log-dir: " + error);
@@ -974,9 +980,11 @@ int TrainDriver::train() {
   if (flags_.getSwitch("profile"))
     ctx_.profiler = &profiler_;
 
-  note(format("training %s on %s: %" PRId64 " steps of %" PRId64 " micro-batches of %" PRId64
-              " x %" PRId64 " tokens; %zu training, %zu validation tokens",
-              program_.modelName, device_->name().c_str(), steps_, gradAccum_, B, T,
+  note(format("training %s on %s, %s: %" PRId64 " steps of %" PRId64
+              " micro-batches of %" PRId64 " x %" PRId64 " tokens; %zu training, %zu validation"
+              " tokens",
+              program_.modelName, device_->name().c_str(), comm_->name().c_str(), steps_,
+              gradAccum_ * comm_->size(), B, T,
               trainSpan_.size, validationOn_ ? validSpan_.size : size_t(0)));
 
   const std::string progressMode = flags_.getChoice("progress");
@@ -984,7 +992,7 @@ int TrainDriver::train() {
   Batch batch;
   batch.inputs.resize(size_t(B * T));
   batch.targets.resize(size_t(B * T));
-  const uint64_t tokensPerStep = uint64_t(B * T * gradAccum_);
+  const uint64_t tokensPerStep = uint64_t(B * T * gradAccum_ * comm_->size());
   const int64_t firstStep = step_;
   Timer total;
   double trainSeconds = 0;
@@ -992,19 +1000,28 @@ int TrainDriver::train() {
     Timer stepTimer;
     double lossSum = 0;
     for (int64_t m = 0; m < gradAccum_; ++m) {
-      sampler_.fill(uint64_t(s), uint64_t(m), 0, batch.inputs.data(), batch.targets.data());
+      sampler_.fill(uint64_t(s), uint64_t(comm_->rank() * gradAccum_ + m), 0,
+                    batch.inputs.data(), batch.targets.data());
       float loss = 0;
       void *in[] = {batch.inputs.data(), batch.targets.data()};
       void *out[] = {&loss};
       trainGrad_->fn(ctx_, in, out);
       lossSum += loss;
     }
+    if (comm_->size() > 1) {
+      for (int32_t i = 0; i < program_.numParams; ++i)
+        if (program_.params[i].role == ParamRole::Gradient)
+          comm_->allReduceSum(reinterpret_cast<float *>(ctx_.params + program_.params[i].offset),
+                              size_t(program_.params[i].elements));
+      comm_->allReduceSum(&lossSum, 1);
+    }
+    const int64_t microBatches = gradAccum_ * comm_->size();
     int64_t stepIn = s, totalIn = steps_;
-    float lrIn = float(lr_), microIn = float(gradAccum_), lrOut = 0, gradNorm = 0;
+    float lrIn = float(lr_), microIn = float(microBatches), lrOut = 0, gradNorm = 0;
     void *in[] = {&stepIn, &lrIn, &totalIn, &microIn};
     void *out[] = {&lrOut, &gradNorm};
     trainUpdate_->fn(ctx_, in, out);
-    const float loss = float(lossSum / double(gradAccum_));
+    const float loss = float(lossSum / double(microBatches));
     const double seconds = stepTimer.seconds();
     trainSeconds += seconds;
     step_ = s + 1;
@@ -1054,8 +1071,10 @@ int TrainDriver::train() {
     bool doCheckpoint =
         !checkpointDir.empty() &&
         ((checkpointEvery_ > 0 && step_ % checkpointEvery_ == 0) || step_ == steps_);
-    if (doCheckpoint && !saveCheckpointAt(step_, &error))
+    if (doCheckpoint && comm_->rank() == 0 && !saveCheckpointAt(step_, &error))
       return fail(kExitFailure, "--checkpoint-dir: " + error);
+    if (doCheckpoint)
+      comm_->barrier(); // no rank runs ahead of a checkpoint it may resume from
   }
   if (progressShown_) { // leave the finished bar on screen
     std::fputc('\n', stderr);
@@ -1115,7 +1134,16 @@ int TrainDriver::runUnguarded(int argc, char **argv) {
 
 int trainMain(int argc, char **argv, const ProgramSpec &program) {
   try { // the driver's own construction (flag declarations) can only fail to allocate
-    TrainDriver driver(program, argc > 0 ? argv[0] : nullptr);
+    std::string error;
+    std::unique_ptr<Communicator> comm = createCommunicator(&argc, &argv, &error);
+    if (!comm) {
+      std::fprintf(stderr, "error: %s\n", error.c_str());
+      return kExitFailure;
+    }
+    // Ranks other than 0 compute but do not report: one log, one set of files.
+    if (comm->rank() > 0 && !std::freopen("/dev/null", "w", stdout))
+      return kExitFailure;
+    TrainDriver driver(program, argc > 0 ? argv[0] : nullptr, comm.get());
     return driver.run(argc, argv);
   } catch (...) {
     std::fprintf(stderr, "error: out of memory\n");

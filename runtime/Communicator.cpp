@@ -1,0 +1,64 @@
+//===- Communicator.cpp - the processes of a data-parallel run ----------------------===//
+#include "runtime/Communicator.h"
+
+// The C API only: OpenMPI's deprecated C++ bindings need a library of their own.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <cstdlib>
+
+using namespace llamac::rt;
+
+namespace {
+
+class SingleProcess : public Communicator {
+public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string name() const override { return "single process"; }
+  void allReduceSum(float *, size_t) override {}
+  void allReduceSum(double *, size_t) override {}
+  void barrier() override {}
+};
+
+class Mpi : public Communicator {
+public:
+  Mpi() {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  ~Mpi() override { MPI_Finalize(); }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override { return "MPI (" + std::to_string(size_) + " ranks)"; }
+  // MPI counts are ints: large tensors go in chunks.
+  void allReduceSum(float *data, size_t n) override { reduce(data, n, MPI_FLOAT, 4); }
+  void allReduceSum(double *data, size_t n) override { reduce(data, n, MPI_DOUBLE, 8); }
+  void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+
+private:
+  void reduce(void *data, size_t n, MPI_Datatype type, size_t bytes) {
+    constexpr size_t kChunk = size_t(1) << 28;
+    char *p = static_cast<char *>(data);
+    for (size_t done = 0; done < n; done += kChunk) {
+      size_t count = std::min(kChunk, n - done);
+      MPI_Allreduce(MPI_IN_PLACE, p + done * bytes, int(count), type, MPI_SUM, MPI_COMM_WORLD);
+    }
+  }
+  int rank_ = 0, size_ = 1;
+};
+
+} // namespace
+
+std::unique_ptr<Communicator> llamac::rt::createCommunicator(int *argc, char ***argv,
+                                                             std::string *error) {
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE"))
+    return std::make_unique<SingleProcess>();
+  if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+    if (error)
+      *error = "MPI_Init failed";
+    return nullptr;
+  }
+  return std::make_unique<Mpi>();
+}

@@ -1,0 +1,37 @@
+//===- Communicator.h - the processes of a data-parallel run --------------*- C++ -*-===//
+//
+// One interface for the collectives a training run needs, with two implementations: one
+// process (no library at all), and MPI (OpenMPI; CPU ranks, one or many machines, launched
+// by mpirun). The NCCL implementation for GPU ranks belongs beside them (issue 8).
+//
+//===----------------------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_COMMUNICATOR_H
+#define LLAMAC_RUNTIME_COMMUNICATOR_H
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace llamac::rt {
+
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// "single process", "MPI (4 ranks)".
+  virtual std::string name() const = 0;
+  /// In place: every rank ends with the element-wise sum over ranks.
+  virtual void allReduceSum(float *data, size_t n) = 0;
+  virtual void allReduceSum(double *data, size_t n) = 0;
+  virtual void barrier() = 0;
+};
+
+/// MPI when this process was started by mpirun (OMPI_COMM_WORLD_SIZE or PMI_SIZE in the
+/// environment), otherwise one process. MPI is initialised here and finalised when the
+/// communicator is destroyed. Null (and `error`) when MPI fails to start.
+std::unique_ptr<Communicator> createCommunicator(int *argc, char ***argv, std::string *error);
+
+} // namespace llamac::rt
+
+#endif
