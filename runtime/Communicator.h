@@ -21,10 +21,18 @@ public:
   virtual int size() const = 0;
   /// "single process", "MPI (4 ranks)".
   virtual std::string name() const = 0;
-  /// In place: every rank ends with the element-wise sum over ranks.
-  virtual void allReduceSum(float *data, size_t n) = 0;
-  virtual void allReduceSum(double *data, size_t n) = 0;
-  virtual void barrier() = 0;
+  /// In place: every rank ends with the element-wise sum over ranks. `what` names the data
+  /// in the watchdog's message ("gradient of layers.3.attention.wq").
+  virtual void allReduceSum(float *data, size_t n, const char *what) = 0;
+  virtual void allReduceSum(double *data, size_t n, const char *what) = 0;
+  virtual void barrier(const char *what) = 0;
+  /// The watchdog: a collective that has not completed after `seconds` (0: never) is a
+  /// stalled run. The rank that notices prints which collective stalled and aborts every
+  /// rank (a rank that dies makes the others stall the same way).
+  void setTimeout(double seconds) { timeout_ = seconds; }
+
+protected:
+  double timeout_ = 0;
 };
 
 /// MPI when this process was started by mpirun (OMPI_COMM_WORLD_SIZE or PMI_SIZE in the

@@ -39,7 +39,9 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <exception>
 #include <map>
 #include <memory>
@@ -386,6 +388,9 @@ private:
   int resume(const std::string &root, bool &nothingToDo);
   bool saveCheckpointAt(int64_t step, std::string *error);
   double validate();
+  /// Fault injection for the multi-rank tests: LLAMAC_TEST_FAULT="<rank>:<step>:hang|exit"
+  /// makes that rank hang, or exit, before the collectives of that step.
+  void testFault(int64_t step) const;
   int runFunction();
   int train();
   void drawProgress(int64_t done, double loss, double lr, double tokensPerS,
@@ -465,6 +470,10 @@ void TrainDriver::declareFlags() {
   f.addInt("checkpoint-every", 0, "save every N steps; 0 = only at the end", 0);
   f.addInt("keep", 0, "keep the N newest checkpoints; 0 = all", 0);
   f.addSwitch("resume", "continue from the latest valid checkpoint in --checkpoint-dir");
+  f.addDouble("collective-timeout", 300,
+              "multi-rank runs: seconds a collective may take before the run is aborted as "
+              "stalled; 0 = wait forever",
+              0);
   f.addSwitch("info", "print the program (model, shapes, memory, functions) and exit");
   f.addSwitch("profile", "print the time spent per kernel kind at the end");
   f.addSection("Test harness (instead of training)");
@@ -792,6 +801,19 @@ bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
 }
 
 /// The mean of `loss` over the validation batches.
+void TrainDriver::testFault(int64_t step) const {
+  const char *spec = std::getenv("LLAMAC_TEST_FAULT");
+  int rank = -1;
+  long long at = -1;
+  char what[8] = {0};
+  if (!spec || std::sscanf(spec, "%d:%lld:%7s", &rank, &at, what) != 3 ||
+      rank != comm_->rank() || at != step)
+    return;
+  if (std::strcmp(what, "exit") == 0)
+    std::_Exit(3);
+  std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
 double TrainDriver::validate() {
   std::vector<int32_t> inputs(size_t(program_.batch * program_.seq)), targets(inputs.size());
   double sum = 0;
@@ -965,6 +987,7 @@ int TrainDriver::train() {
 
   // Outputs: checked, then created; nothing was written before this point. Directories come
   // first, so that a directory that cannot be created leaves no half-started log.
+  comm_->setTimeout(flags_.getDouble("collective-timeout"));
   const std::string logDir = comm_->rank() == 0 ? flags_.getString("log-dir") : "";
   const std::string csvPath = logDir + "/metrics.csv";
   if (!logDir.empty() && !MetricsCsv::check(csvPath, &error))
@@ -1009,11 +1032,12 @@ int TrainDriver::train() {
       lossSum += loss;
     }
     if (comm_->size() > 1) {
+      testFault(s);
       for (int32_t i = 0; i < program_.numParams; ++i)
         if (program_.params[i].role == ParamRole::Gradient)
           comm_->allReduceSum(reinterpret_cast<float *>(ctx_.params + program_.params[i].offset),
-                              size_t(program_.params[i].elements));
-      comm_->allReduceSum(&lossSum, 1);
+                              size_t(program_.params[i].elements), program_.params[i].name);
+      comm_->allReduceSum(&lossSum, 1, "the loss");
     }
     const int64_t microBatches = gradAccum_ * comm_->size();
     int64_t stepIn = s, totalIn = steps_;
@@ -1074,7 +1098,7 @@ int TrainDriver::train() {
     if (doCheckpoint && comm_->rank() == 0 && !saveCheckpointAt(step_, &error))
       return fail(kExitFailure, "--checkpoint-dir: " + error);
     if (doCheckpoint)
-      comm_->barrier(); // no rank runs ahead of a checkpoint it may resume from
+      comm_->barrier("the checkpoint"); // no rank runs ahead of a checkpoint it may resume from
   }
   if (progressShown_) { // leave the finished bar on screen
     std::fputc('\n', stderr);
