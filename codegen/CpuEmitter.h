@@ -22,6 +22,10 @@ void emitCpu(const Program &program, const std::string &command, llvm::raw_ostre
 /// it, also used by `llamac tune` to time variants of one launch.
 std::string emitCpuCall(const Launch &launch);
 
+/// The expression for a pointer to `buffer`'s first element as its element type (const when
+/// `isConst`), in the names emitCpuCall uses.
+std::string emitCpuPointer(const BufferRef &buffer, bool isConst);
+
 /// The preamble every generated file starts with (includes, `at`, `fail`, `LAUNCH`).
 void emitCpuPreamble(llvm::raw_ostream &os);
 

@@ -317,8 +317,8 @@ void FunctionLowering::decideStorage() {
     int64_t index = program.findParam(s.getName().str());
     if (!def || index < 0 || !v.hasOneUse() || storedToParam.count(v))
       continue;
-    if (auto cst = dyn_cast<arith::ConstantOp>(def))
-      continue; // handled below
+    if (isa<arith::ConstantOp>(def))
+      continue; // splat constants: fillOnly below
     if (isa<GetParamOp, SplitDimOp, MergeDimsOp>(def) || def->getNumResults() == 0)
       continue;
     // Nothing may read the old value after the new one is being written, except the

@@ -802,7 +802,7 @@ bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
 
 /// The mean of `loss` over the validation batches.
 void TrainDriver::testFault(int64_t step) const {
-  const char *spec = std::getenv("LLAMAC_TEST_FAULT");
+  static const char *spec = std::getenv("LLAMAC_TEST_FAULT"); // read once
   int rank = -1;
   long long at = -1;
   char what[8] = {0};

@@ -423,46 +423,36 @@ void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int
 
 namespace {
 
-/// out[i] = a[i] op b[i] over one contiguous run; the operator is a template parameter so
-/// that each instance is a branch-free loop the compiler vectorises.
+/// One element of `Op`; a template parameter, so that each loop below that applies it is
+/// branch-free and vectorises.
+template <Binary Op> inline float binaryOp(float x, float y) {
+  if constexpr (Op == Binary::Add)
+    return x + y;
+  else if constexpr (Op == Binary::Sub)
+    return x - y;
+  else if constexpr (Op == Binary::Mul)
+    return x * y;
+  else if constexpr (Op == Binary::Div)
+    return x / y;
+  else if constexpr (Op == Binary::Max)
+    return x > y ? x : y;
+  else
+    return x < y ? x : y;
+}
+
+/// out[i] = a[i] op b[i] over one contiguous run.
 template <Binary Op>
 void binaryRun(const float *__restrict a, const float *__restrict b, int64_t n,
                float *__restrict out) {
-  for (int64_t i = 0; i < n; ++i) {
-    float x = a[i], y = b[i];
-    if constexpr (Op == Binary::Add)
-      out[i] = x + y;
-    else if constexpr (Op == Binary::Sub)
-      out[i] = x - y;
-    else if constexpr (Op == Binary::Mul)
-      out[i] = x * y;
-    else if constexpr (Op == Binary::Div)
-      out[i] = x / y;
-    else if constexpr (Op == Binary::Max)
-      out[i] = x > y ? x : y;
-    else
-      out[i] = x < y ? x : y;
-  }
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = binaryOp<Op>(a[i], b[i]);
 }
 
 /// The same with a scalar right operand (bSize == 1).
 template <Binary Op>
 void binaryScalar(const float *__restrict a, float y, int64_t n, float *__restrict out) {
-  for (int64_t i = 0; i < n; ++i) {
-    float x = a[i];
-    if constexpr (Op == Binary::Add)
-      out[i] = x + y;
-    else if constexpr (Op == Binary::Sub)
-      out[i] = x - y;
-    else if constexpr (Op == Binary::Mul)
-      out[i] = x * y;
-    else if constexpr (Op == Binary::Div)
-      out[i] = x / y;
-    else if constexpr (Op == Binary::Max)
-      out[i] = x > y ? x : y;
-    else
-      out[i] = x < y ? x : y;
-  }
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = binaryOp<Op>(a[i], y);
 }
 
 template <Binary Op>

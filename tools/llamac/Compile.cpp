@@ -421,13 +421,10 @@ int llamac::driver::runCompile() {
   OwningOpRef<ModuleOp> module = loadModule(args.input, *ctx);
   if (!module)
     return 1;
-  llama::ModelOp declared = selectModel(*module, args.input, args.model);
+  llama::ModelOp declared = selectModelForSeq(*module, args);
   if (!declared)
     return 1;
   int64_t context = declared.getConfig().getMaxSeqLen();
-  if (args.seq > context)
-    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
-                 declared.getSymName() + " (" + Twine(context) + ")");
   auto elapsedMs = [&] {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
         .count();

@@ -176,6 +176,19 @@ llama::ModelOp selectModel(ModuleOp module, StringRef path, StringRef name) {
   return nullptr;
 }
 
+llama::ModelOp selectModelForSeq(ModuleOp module, const ModelArgs &args) {
+  llama::ModelOp model = selectModel(module, args.input, args.model);
+  if (!model)
+    return nullptr;
+  int64_t context = model.getConfig().getMaxSeqLen();
+  if (args.seq > context) {
+    error("--seq " + Twine(args.seq) + " exceeds the context of @" + model.getSymName() +
+          " (" + Twine(context) + ")");
+    return nullptr;
+  }
+  return model;
+}
+
 LogicalResult runFrontend(ModuleOp module, int64_t batch, int64_t seq) {
   PassManager pm(module.getContext());
   FrontendPipelineOptions options;

@@ -68,6 +68,10 @@ mlir::OwningOpRef<mlir::ModuleOp> loadModule(llvm::StringRef path, mlir::MLIRCon
 /// error naming the problem and returns null otherwise.
 llama::ModelOp selectModel(mlir::ModuleOp module, llvm::StringRef path, llvm::StringRef name);
 
+/// selectModel for the commands' --model, then the check that --seq fits the model's
+/// context; null after printing why.
+llama::ModelOp selectModelForSeq(mlir::ModuleOp module, const ModelArgs &args);
+
 /// Runs the llamac-frontend pipeline on `module` at (batch, seq).
 mlir::LogicalResult runFrontend(mlir::ModuleOp module, int64_t batch, int64_t seq);
 

@@ -21,13 +21,9 @@ int llamac::driver::runInfo() {
   OwningOpRef<ModuleOp> module = loadModule(args.input, *ctx);
   if (!module)
     return 1;
-  llama::ModelOp declared = selectModel(*module, args.input, args.model);
+  llama::ModelOp declared = selectModelForSeq(*module, args);
   if (!declared)
     return 1;
-  if (args.seq > declared.getConfig().getMaxSeqLen())
-    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
-                 declared.getSymName() + " (" +
-                 Twine(declared.getConfig().getMaxSeqLen()) + ")");
   ModelInfo info;
   countParameters(declared, info);
   std::string name = declared.getSymName().str();

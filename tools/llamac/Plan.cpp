@@ -58,13 +58,10 @@ int llamac::driver::runPlan() {
   OwningOpRef<ModuleOp> module = loadModule(args.input, *ctx);
   if (!module)
     return 1;
-  llama::ModelOp declared = selectModel(*module, args.input, args.model);
+  llama::ModelOp declared = selectModelForSeq(*module, args);
   if (!declared)
     return 1;
   int64_t context = declared.getConfig().getMaxSeqLen();
-  if (args.seq > context)
-    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
-                 declared.getSymName() + " (" + Twine(context) + ")");
   int64_t seq = args.seq ? args.seq : context;
   ModelInfo info;
   countParameters(declared, info);

@@ -92,21 +92,10 @@ std::string describe(const std::vector<std::pair<std::string, int64_t>> &choice)
   return s;
 }
 
-/// The bytes of a region a launch touches, for comparing outputs.
-std::string regionBase(const kir::BufferRef &b) {
-  switch (b.space) {
-  case kir::Space::Arena:
-    return "A";
-  case kir::Space::Param:
-    return "P";
-  case kir::Space::Cache:
-    return "C";
-  case kir::Space::Input:
-    return "in[" + std::to_string(b.index) + "]";
-  case kir::Space::Output:
-    return "out[" + std::to_string(b.index) + "]";
-  }
-  return "A";
+/// A buffer as an f32 pointer, whatever it holds: the benchmark fills and compares words.
+std::string floatPointer(kir::BufferRef b) {
+  b.type = kir::ElemType::F32;
+  return kir::emitCpuPointer(b, false);
 }
 
 /// The benchmark program: every variant of every candidate, timed in one process.
@@ -170,8 +159,8 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
       if (b.type != kir::ElemType::F32 && b.type != kir::ElemType::I8)
         continue;
       // int8 weights: random bytes; their scales, small floats.
-      os << "    fillRandom(at<float>(" << regionBase(b) << ", " << b.offset << "), "
-         << (b.bytes() + 3) / 4 << ", " << c * 16 + i + 1 << ");\n";
+      os << "    fillRandom(" << floatPointer(b) << ", " << (b.bytes() + 3) / 4 << ", "
+         << c * 16 + i + 1 << ");\n";
       if (b.scaleOffset >= 0)
         os << "    fillRandom(at<float>(P, " << b.scaleOffset << "), " << b.shape[0] << ", "
            << c * 16 + i + 9 << ");\n";
@@ -190,9 +179,8 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
       std::string s;
       for (size_t o = 0; o < base.outputs.size(); ++o) {
         const kir::BufferRef &b = base.outputs[o];
-        s += "      " + std::string(action) + "(at<float>(" + regionBase(b) + ", " +
-             std::to_string(b.offset) + "), " + std::to_string(b.bytes() / 4) + ", " +
-             std::to_string(o) + ");\n";
+        s += "      " + std::string(action) + "(" + floatPointer(b) + ", " +
+             std::to_string(b.bytes() / 4) + ", " + std::to_string(o) + ");\n";
       }
       return s;
     };
@@ -254,13 +242,10 @@ int llamac::driver::runTune() {
   OwningOpRef<ModuleOp> module = loadModule(args.input, *ctx);
   if (!module)
     return 1;
-  llama::ModelOp declared = selectModel(*module, args.input, args.model);
+  llama::ModelOp declared = selectModelForSeq(*module, args);
   if (!declared)
     return 1;
   int64_t context = declared.getConfig().getMaxSeqLen();
-  if (args.seq > context)
-    return error("--seq " + Twine(args.seq) + " exceeds the context of @" +
-                 declared.getSymName() + " (" + Twine(context) + ")");
   BuildSettings settings;
   settings.mode = mode;
   settings.target = target;
