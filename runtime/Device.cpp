@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------------------===//
 #include "runtime/Device.h"
+#include "runtime/Program.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -110,6 +111,25 @@ std::unique_ptr<Device> createCpuDevice(int threads) {
     setenv("BLIS_NUM_THREADS", std::to_string(threads).c_str(), /*overwrite=*/1);
   }
   return std::make_unique<CpuDevice>();
+}
+
+bool Device::copyToDevice(std::byte *dst, const void *src, size_t bytes, std::string *) {
+  if (bytes)
+    std::memcpy(dst, src, bytes);
+  return true;
+}
+
+bool Device::copyToHost(void *dst, const std::byte *src, size_t bytes, std::string *) {
+  if (bytes)
+    std::memcpy(dst, src, bytes);
+  return true;
+}
+
+std::unique_ptr<Device> createProgramDevice(const ProgramSpec &program, int threads,
+                                           std::string *error) {
+  if (program.createDevice)
+    return program.createDevice(threads, error);
+  return createCpuDevice(threads);
 }
 
 std::string Profiler::report() const {

@@ -63,10 +63,26 @@ public:
   virtual std::unique_ptr<Stream> createStream() = 0;
   virtual std::unique_ptr<Event> createEvent() = 0;
   virtual void synchronize() = 0;
+
+  /// Whether the host reads and writes this device's buffers directly (the CPU). Drivers
+  /// keep a host copy of the parameter region otherwise and move it with the copies below.
+  virtual bool hostAccessible() const { return true; }
+  /// Synchronous copies between host memory and a buffer of this device; false (and
+  /// `error`) when the device reports a failure.
+  virtual bool copyToDevice(std::byte *dst, const void *src, size_t bytes, std::string *error);
+  virtual bool copyToHost(void *dst, const std::byte *src, size_t bytes, std::string *error);
+  /// What generated code for this device's target needs beside the regions (streams,
+  /// library handles), handed to it as Context::backend; null on the CPU.
+  virtual void *backend() { return nullptr; }
 };
 
 /// The CPU device; `threads` 0 keeps the OpenMP/BLIS default, otherwise sets both.
 std::unique_ptr<Device> createCpuDevice(int threads);
+
+/// The device a program runs on: its ProgramSpec::createDevice (the CUDA backend sets one),
+/// or the CPU device; null (and `error`) when the device cannot be opened.
+std::unique_ptr<Device> createProgramDevice(const struct ProgramSpec &program, int threads,
+                                           std::string *error);
 
 class Timer {
 public:

@@ -384,11 +384,10 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   if (std::string_view(program.mode) != "infer")
     fail(std::string("this program was compiled with --mode ") + program.mode +
          "; inference needs --mode infer");
-  if (std::string_view(program.target) != "cpu")
-    // The driver hands host pointers to the entry functions and reads the logits directly;
-    // a device target needs copies that Device.h does not offer yet.
-    fail(std::string("this driver runs --target cpu programs; the program targets ") +
-         program.target);
+  // Entry functions take host pointers on every target (a device program stages them), so
+  // only the device itself differs: a program for anything but the CPU brings its own.
+  if (std::string_view(program.target) != "cpu" && !program.createDevice)
+    fail(std::string("the program targets ") + program.target + " but carries no device");
   const int64_t V = program.vocab, C = program.seq, S = program.maxSeqLen;
   if (V < 1 || C < 1 || S < 1 || program.batch != 1)
     fail("the program's shapes are not those of an inference program (batch " +
@@ -444,9 +443,10 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   const bool stopAtEos = eos >= 0 && !flags.getSwitch("ignore-eos");
 
   // --- device, memory, weights -------------------------------------------------------------
-  std::unique_ptr<Device> device = createCpuDevice(static_cast<int>(flags.getInt("threads")));
+  std::unique_ptr<Device> device =
+      createProgramDevice(program, static_cast<int>(flags.getInt("threads")), &error);
   if (!device)
-    fail("cannot create the CPU device");
+    fail("cannot open the device: " + error);
   auto allocate = [&](int64_t bytes, const char *what) -> std::unique_ptr<Buffer> {
     if (bytes <= 0)
       return nullptr;
@@ -462,6 +462,13 @@ int run(int argc, char **argv, const ProgramSpec &program) {
   ctx.params = paramsBuf ? paramsBuf->data() : nullptr;
   ctx.arena = arenaBuf ? arenaBuf->data() : nullptr;
   ctx.cache = cacheBuf ? cacheBuf->data() : nullptr;
+  ctx.backend = device->backend();
+  // Weights are written on the host: into the region itself on the CPU, else into a host
+  // copy that goes to the device once they are all there.
+  std::vector<std::byte> hostParams;
+  if (!device->hostAccessible() && ctx.params)
+    hostParams.assign(static_cast<size_t>(program.paramBytes), std::byte{0});
+  std::byte *weightsAt = hostParams.empty() ? ctx.params : hostParams.data();
   Profiler profiler;
   if (flags.getSwitch("profile"))
     ctx.profiler = &profiler;
@@ -487,18 +494,22 @@ int run(int argc, char **argv, const ProgramSpec &program) {
                      "(checksum %s, %s has %s)\n",
                      name.c_str(), recorded->second.c_str(), tokenizerFile.c_str(), mine);
     }
-    loadWeights(program, loaded.tensors, loaded.directory, ctx.params);
+    loadWeights(program, loaded.tensors, loaded.directory, weightsAt);
     weightsFrom = loaded.directory + " (step " + std::to_string(loaded.state.step) + ")";
   } else if (!paramsFile.empty()) {
     TensorFile file;
     if (!readSafetensors(paramsFile, file, &error))
       fail("cannot read the parameters: " + error);
-    loadWeights(program, file, paramsFile, ctx.params);
+    loadWeights(program, file, paramsFile, weightsAt);
     weightsFrom = paramsFile;
   } else {
-    initWeights(program, samplerOptions.seed, ctx.params);
+    initWeights(program, samplerOptions.seed, weightsAt);
     weightsFrom = "random initialisation, seed " + std::to_string(samplerOptions.seed);
   }
+
+  if (!hostParams.empty() &&
+      !device->copyToDevice(ctx.params, hostParams.data(), hostParams.size(), &error))
+    fail("cannot copy the weights to the device: " + error);
 
   // --- generation --------------------------------------------------------------------------
   // Nothing has been written so far; from here on only the model can fail, and it does not.

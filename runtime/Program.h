@@ -35,10 +35,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
 
 namespace llamac::rt {
 
+class Device;
 class Profiler;
 
 enum class ElemType : int32_t { F32 = 0, I32 = 1, I64 = 2, I8 = 3 };
@@ -83,6 +86,8 @@ struct Context {
   std::byte *cache = nullptr;
   /// When set, the generated code times every kernel launch into it.
   Profiler *profiler = nullptr;
+  /// The device's own state for generated code (Device::backend(): CUDA streams, cuBLASLt).
+  void *backend = nullptr;
 };
 
 using EntryFn = void (*)(Context &ctx, void *const *inputs, void *const *outputs);
@@ -126,6 +131,9 @@ struct ProgramSpec {
   const char *const *configKeys;
   const char *const *configValues;
   int32_t numConfig;
+  /// Opens the device the program was compiled for (createCudaDevice for --target cuda);
+  /// null means the CPU. `threads` is the CPU thread count (--threads).
+  std::unique_ptr<Device> (*createDevice)(int threads, std::string *error) = nullptr;
 };
 
 /// The entry function `name`, or null.

@@ -173,9 +173,6 @@ std::string signature(const FunctionSpec &f) {
   return s + ")";
 }
 
-float *paramData(const Context &ctx, const ParamSpec &p) {
-  return reinterpret_cast<float *>(ctx.params + p.offset);
-}
 
 /// The checkpoint (and --info) form of a double: exact round trip.
 std::string exactText(double v) { return format("%.17g", v); }
@@ -381,6 +378,14 @@ private:
   int checkUsage();
   void printInfo() const;
   bool setUpDevice(std::string *error);
+  /// The host's view of parameter `p`: the region itself on the CPU, else its host copy,
+  /// which pushParams / pullParams move to and from the device.
+  float *hostParam(const ParamSpec &p) {
+    return reinterpret_cast<float *>(
+        (hostParams_.empty() ? ctx_.params : hostParams_.data()) + p.offset);
+  }
+  bool pushParams(std::string *error, ParamRole only = ParamRole(-1));
+  bool pullParams(std::string *error, ParamRole only = ParamRole(-1));
   void initParams(uint64_t seed);
   bool loadParamFile(const std::string &path, bool requireAllWeights, std::string *error);
   std::map<std::string, std::string> modelConfig() const;
@@ -416,6 +421,8 @@ private:
   // The machine and the program's memory.
   std::unique_ptr<Device> device_;
   std::unique_ptr<Buffer> params_, arena_, cache_;
+  /// The parameter region's host copy on devices the host cannot address (empty otherwise).
+  std::vector<std::byte> hostParams_;
   Context ctx_;
   Profiler profiler_;
   /// The processes of a data-parallel run (one, or MPI ranks): rank r computes micro-batches
@@ -573,7 +580,10 @@ void TrainDriver::printInfo() const {
 }
 
 bool TrainDriver::setUpDevice(std::string *error) {
-  device_ = createCpuDevice(int(std::min<int64_t>(flags_.getInt("threads"), 1 << 20)));
+  device_ = createProgramDevice(
+      program_, int(std::min<int64_t>(flags_.getInt("threads"), 1 << 20)), error);
+  if (!device_)
+    return false;
   auto alloc = [&](int64_t bytes, const char *what, std::unique_ptr<Buffer> &out) {
     if (bytes < 0) {
       *error = format("the program's %s size is negative (%" PRId64 ")", what, bytes);
@@ -594,6 +604,9 @@ bool TrainDriver::setUpDevice(std::string *error) {
   ctx_.params = params_->data();
   ctx_.arena = arena_->data();
   ctx_.cache = cache_->data();
+  ctx_.backend = device_->backend();
+  if (!device_->hostAccessible())
+    hostParams_.assign(size_t(program_.paramBytes), std::byte{0});
   for (int32_t i = 0; i < program_.numParams; ++i) {
     const ParamSpec &p = program_.params[i];
     if (p.offset < 0 || p.elements < 0 || p.offset % 64 != 0 ||
@@ -607,13 +620,43 @@ bool TrainDriver::setUpDevice(std::string *error) {
   return true;
 }
 
+/// Copies the host's parameters (those of role `only`, or all) to the device; nothing to do
+/// on the CPU.
+bool TrainDriver::pushParams(std::string *error, ParamRole only) {
+  if (hostParams_.empty())
+    return true;
+  for (int32_t i = 0; i < program_.numParams; ++i) {
+    const ParamSpec &p = program_.params[i];
+    if (only != ParamRole(-1) && p.role != only)
+      continue;
+    if (!device_->copyToDevice(ctx_.params + p.offset, hostParam(p), size_t(p.elements) * 4,
+                               error))
+      return false;
+  }
+  return true;
+}
+
+bool TrainDriver::pullParams(std::string *error, ParamRole only) {
+  if (hostParams_.empty())
+    return true;
+  for (int32_t i = 0; i < program_.numParams; ++i) {
+    const ParamSpec &p = program_.params[i];
+    if (only != ParamRole(-1) && p.role != only)
+      continue;
+    if (!device_->copyToHost(hostParam(p), ctx_.params + p.offset, size_t(p.elements) * 4,
+                             error))
+      return false;
+  }
+  return true;
+}
+
 /// Weights from their initialiser, with the interpreter's generator (Random.h): value i of a
 /// Normal weight is std * gaussian(streamKey(seed, name), i) rounded to f32. Gradients and
 /// moments start at zero.
 void TrainDriver::initParams(uint64_t seed) {
   for (int32_t i = 0; i < program_.numParams; ++i) {
     const ParamSpec &p = program_.params[i];
-    float *d = paramData(ctx_, p);
+    float *d = hostParam(p);
     if (p.role != ParamRole::Weight || p.init == ParamInit::Zeros) {
       std::fill(d, d + p.elements, 0.0f);
     } else if (p.init == ParamInit::Ones) {
@@ -654,7 +697,7 @@ bool TrainDriver::loadParamFile(const std::string &path, bool requireAllWeights,
       }
   for (const auto &[name, t] : file.tensors) {
     const ParamSpec *p = findParam(program_, name);
-    float *d = paramData(ctx_, *p);
+    float *d = hostParam(*p);
     for (int64_t j = 0; j < p->elements; ++j)
       d[j] = float(t[j]);
   }
@@ -755,7 +798,7 @@ int TrainDriver::resume(const std::string &root, bool &nothingToDo) {
 
   for (const auto &[name, t] : ck.tensors.tensors) {
     const ParamSpec *p = findParam(program_, name);
-    float *d = paramData(ctx_, *p);
+    float *d = hostParam(*p);
     for (int64_t j = 0; j < p->elements; ++j)
       d[j] = float(t[j]); // f32 values are exact in double: a bit-exact restore
   }
@@ -769,6 +812,8 @@ int TrainDriver::resume(const std::string &root, bool &nothingToDo) {
 }
 
 bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
+  if (!pullParams(error))
+    return false;
   std::vector<Tensor> tensors(size_t(program_.numParams));
   std::vector<std::pair<std::string, const Tensor *>> entries;
   for (int32_t i = 0; i < program_.numParams; ++i) {
@@ -776,7 +821,7 @@ bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
     Tensor &t = tensors[size_t(i)];
     t.dtype = DType::F32;
     t.shape = paramShape(p);
-    const float *d = paramData(ctx_, p);
+    const float *d = hostParam(p);
     t.data.assign(d, d + p.elements);
     entries.emplace_back(p.name, &t);
   }
@@ -873,6 +918,8 @@ int TrainDriver::runFunction() {
   if (!flags_.getString("params").empty() &&
       !loadParamFile(flags_.getString("params"), /*requireAllWeights=*/false, &error))
     return fail(kExitFailure, "--params: " + error);
+  if (!pushParams(&error))
+    return fail(kExitFailure, error);
 
   std::vector<std::vector<std::byte>> outputs(size_t(fn->numOutputs));
   std::vector<void *> in, out;
@@ -980,6 +1027,8 @@ int TrainDriver::train() {
       return status;
   if (!sampler_.init(trainSpan_, B, T, seed_, &error))
     return fail(kExitFailure, "--data: " + error);
+  if (!pushParams(&error))
+    return fail(kExitFailure, error);
   if (nothingToDo) {
     note(format("the checkpoint already reaches --steps %" PRId64 "; nothing to train", steps_));
     return 0;
@@ -1033,10 +1082,16 @@ int TrainDriver::train() {
     }
     if (comm_->size() > 1) {
       testFault(s);
+      // Gradients are summed on the host: MPI moves host memory (NCCL, on the device, is
+      // the communicator GPUs want; until then a GPU's gradients make the round trip).
+      if (!pullParams(&error, ParamRole::Gradient))
+        return fail(kExitFailure, error);
       for (int32_t i = 0; i < program_.numParams; ++i)
         if (program_.params[i].role == ParamRole::Gradient)
-          comm_->allReduceSum(reinterpret_cast<float *>(ctx_.params + program_.params[i].offset),
+          comm_->allReduceSum(hostParam(program_.params[i]),
                               size_t(program_.params[i].elements), program_.params[i].name);
+      if (!pushParams(&error, ParamRole::Gradient))
+        return fail(kExitFailure, error);
       comm_->allReduceSum(&lossSum, 1, "the loss");
     }
     const int64_t microBatches = gradAccum_ * comm_->size();

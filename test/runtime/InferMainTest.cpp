@@ -19,6 +19,7 @@
 #include "runtime/Safetensors.h"
 #include "runtime/Sampler.h"
 #include "runtime/Tokenizer.h"
+#include "test/runtime/CopyingDevice.h"
 
 #include <gtest/gtest.h>
 
@@ -473,6 +474,33 @@ TEST_F(InferMainTest, GreedyWithCacheEqualsNoCacheAndTheInitialisedModel) {
   EXPECT_EQ(fake.forwardCalls, 40);
   EXPECT_EQ(printedIds(reference.out), ids);
   EXPECT_EQ(reference.out, cached.out);
+}
+
+TEST_F(InferMainTest, ADeviceBehindCopiesGeneratesAsTheCpu) {
+  FakeProgram fake(12, 2, 32);
+  Tensor table = chainTable(12);
+  Tensor bias(DType::F32, {12}, 0.0);
+  std::string error;
+  ASSERT_TRUE(writeSafetensors(path("w.safetensors"), {{"table", &table}, {"bias", &bias}}, {},
+                               &error))
+      << error;
+  std::vector<std::string> args = {"--params",     path("w.safetensors"), "--prompt-ids", "3",
+                                   "--max-tokens", "12",                  "--print-ids"};
+  RunResult cpu = runInfer(fake.spec, args);
+  ASSERT_EQ(cpu.status, 0) << cpu.err;
+  fake.spec.createDevice = llamac::test::openCopyingDevice;
+  llamac::test::CopyingDevice::resetCounts();
+  RunResult dev = runInfer(fake.spec, args);
+  ASSERT_EQ(dev.status, 0) << dev.err;
+  EXPECT_EQ(llamac::test::CopyingDevice::toDevice, 1) << "the weights go over once";
+  EXPECT_TRUE(contains(dev.err, "copying test device")) << dev.err;
+  EXPECT_EQ(dev.out, cpu.out);
+  EXPECT_EQ(printedIds(dev.out), (std::vector<int32_t>{4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3}));
+
+  fake.spec.createDevice = llamac::test::openMissingDevice;
+  RunResult none = runInfer(fake.spec, args);
+  EXPECT_EQ(none.status, 1);
+  EXPECT_TRUE(contains(none.err, "cannot open the device: no test device here")) << none.err;
 }
 
 TEST_F(InferMainTest, SampledWithCacheEqualsNoCache) {

@@ -20,6 +20,7 @@
 #include "runtime/Random.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
+#include "test/runtime/CopyingDevice.h"
 
 #include <gtest/gtest.h>
 
@@ -638,6 +639,64 @@ TEST_F(TrainMainTest, ResumeAfterACrashGivesBitIdenticalLosses) {
   RunResult again = runMain(prog.spec, with({"--checkpoint-dir", path("ck"), "--resume"}));
   EXPECT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.err.find("nothing to train"), std::string::npos) << again.err;
+}
+
+TEST_F(TrainMainTest, ADeviceBehindCopiesTrainsAndResumesAsTheCpu) {
+  std::vector<std::string> common = {"--steps", "12", "--lr", "0.02", "--valid-every", "4",
+                                     "--seed", "3"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = common;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return trainArgs(a);
+  };
+  FakeProgram cpu("bigram", kVocab, kBatch, kSeq);
+  RunResult reference =
+      runMain(cpu.spec, with({"--log-dir", path("cpu"), "--checkpoint-dir", path("cpu-ck")}));
+  ASSERT_EQ(reference.status, 0) << reference.err;
+
+  FakeProgram dev("bigram", kVocab, kBatch, kSeq);
+  dev.spec.createDevice = llamac::test::openCopyingDevice;
+  llamac::test::CopyingDevice::resetCounts();
+  gBigram.crashAtStep = 7; // dies after the checkpoints of steps 3 and 6
+  RunResult crashed = runMain(dev.spec, with({"--log-dir", path("dev"), "--checkpoint-dir",
+                                              path("dev-ck"), "--checkpoint-every", "3"}));
+  gBigram.crashAtStep = -1;
+  EXPECT_EQ(crashed.status, 1);
+  EXPECT_NE(crashed.err.find("copying test device"), std::string::npos) << crashed.err;
+  RunResult resumed = runMain(dev.spec, with({"--log-dir", path("dev"), "--checkpoint-dir",
+                                              path("dev-ck"), "--checkpoint-every", "3",
+                                              "--resume"}));
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_GT(llamac::test::CopyingDevice::toDevice, 0);
+  EXPECT_GT(llamac::test::CopyingDevice::toHost, 0);
+
+  auto a = readMetrics(path("cpu/metrics.csv"));
+  auto b = readMetrics(path("dev/metrics.csv"));
+  ASSERT_EQ(a.size(), 12u);
+  ASSERT_EQ(b.size(), 12u);
+  for (int64_t s = 1; s <= 12; ++s)
+    for (const char *col : {"loss", "lr", "grad_norm", "valid_loss"})
+      EXPECT_EQ(a[s][col], b[s][col]) << "step " << s << " " << col;
+  LoadedCheckpoint x, y;
+  std::string error;
+  ASSERT_TRUE(loadCheckpoint(path("cpu-ck"), -1, x, &error)) << error;
+  ASSERT_TRUE(loadCheckpoint(path("dev-ck"), -1, y, &error)) << error;
+  for (const auto &[name, t] : x.tensors.tensors) {
+    const Tensor *u = y.tensors.find(name);
+    ASSERT_TRUE(u) << name;
+    EXPECT_TRUE(t.data == u->data) << name << ": the checkpoint must hold the device's values";
+  }
+}
+
+TEST_F(TrainMainTest, ADeviceThatCannotOpenFailsBeforeWritingAnything) {
+  FakeProgram prog("bigram", kVocab, kBatch, kSeq);
+  prog.spec.createDevice = llamac::test::openMissingDevice;
+  RunResult r = runMain(prog.spec, trainArgs({"--steps", "3", "--log-dir", path("logs"),
+                                              "--checkpoint-dir", path("ck")}));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("no test device here"), std::string::npos) << r.err;
+  EXPECT_TRUE(snapshot(path("logs")).empty());
+  EXPECT_TRUE(snapshot(path("ck")).empty());
 }
 
 TEST_F(TrainMainTest, InitialisesParametersLikeTheInterpreter) {
