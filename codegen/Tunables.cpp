@@ -7,6 +7,29 @@ using namespace llamac::kir;
 
 const std::vector<Tunable> &llamac::kir::tunablesOf(KernelKind kind, const std::string &target) {
   static const std::vector<Tunable> none;
+  if (target == "cuda") {
+    // Flash attention's tiles (FlashAttention.cuh): block_q query rows per thread block
+    // (16 per warp), block_k keys per step; shared memory bounds the product with D.
+    static const std::vector<Tunable> cudaAttention = {
+        {"block_q", {64, 128}, {64, 128}},
+        {"block_k", {64, 32}, {64, 32}},
+    };
+    // cuBLASLt's heuristic candidates for the shape, by rank (0: its first choice).
+    static const std::vector<Tunable> cudaGemm = {
+        {"algo", {0, 1, 2, 3, 4, 5, 6, 7}, {0, 1, 2, 3}},
+    };
+    switch (kind) {
+    case KernelKind::FlashAttention:
+    case KernelKind::FlashAttentionGrad:
+      return cudaAttention;
+    case KernelKind::GemmNT:
+    case KernelKind::GemmNN:
+    case KernelKind::GemmTN:
+      return cudaGemm;
+    default:
+      return none;
+    }
+  }
   if (target != "cpu")
     return none;
   // Flash attention's query and key tiles: one score tile of block_q x block_k per task
@@ -92,4 +115,19 @@ void llamac::kir::applyChoice(Launch &launch,
     if (!found)
       launch.ints.push_back({name, value});
   }
+}
+
+void llamac::kir::applyTargetDefaults(Program &program, const std::string &target) {
+  for (Function &f : program.functions)
+    for (Launch &l : f.launches)
+      for (const Tunable &t : tunablesOf(l.kind, target)) {
+        bool legal = false, present = false;
+        for (auto &[name, value] : l.ints)
+          if (name == t.name) {
+            present = true;
+            legal = std::find(t.values.begin(), t.values.end(), value) != t.values.end();
+          }
+        if (!present || !legal)
+          applyChoice(l, {{t.name, t.values.front()}});
+      }
 }

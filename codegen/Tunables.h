@@ -28,7 +28,7 @@ struct Tunable {
   std::vector<int64_t> quick;
 };
 
-/// The tunables of `kind` for `target` ("cpu"); empty when it has none.
+/// The tunables of `kind` for `target` ("cpu" or "cuda"); empty when it has none.
 const std::vector<Tunable> &tunablesOf(KernelKind kind, const std::string &target);
 
 /// Every combination of the tunables' values (the whole space or the quick one), each as
@@ -40,8 +40,13 @@ variantsOf(const Launch &launch, const std::string &target, bool quick);
 /// attribute that is not tunable, "name=value" joined by commas, in the launch's order.
 std::string shapeKey(const Launch &launch, const std::string &target);
 
-/// Sets `launch`'s attributes to `choice` (names not in the launch are ignored).
+/// Sets `launch`'s attributes to `choice` (names not in the launch are added).
 void applyChoice(Launch &launch, const std::vector<std::pair<std::string, int64_t>> &choice);
+
+/// Makes every tunable attribute of `program`'s launches legal for `target`: a value the
+/// target's list does not hold (a CPU tile size in a CUDA program) or a missing one becomes
+/// the target's default.
+void applyTargetDefaults(Program &program, const std::string &target);
 
 } // namespace llamac::kir
 

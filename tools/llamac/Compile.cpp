@@ -19,6 +19,7 @@
 #include "tools/llamac/Driver.h"
 
 #include "codegen/CpuEmitter.h"
+#include "codegen/CudaEmitter.h"
 #include "tools/llamac/HostToolchain.h"
 #include "codegen/KernelIR.h"
 #include "codegen/Lower.h"
@@ -47,7 +48,7 @@ namespace cl = llvm::cl;
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"), cl::value_desc("file"),
                                        cl::sub(driver::compileCommand()),
                                        cl::cat(driver::optionCategory()));
-static cl::opt<std::string> target("target", cl::desc("Code generation target: cpu"),
+static cl::opt<std::string> target("target", cl::desc("Code generation target: cpu or cuda"),
                                    cl::init("cpu"), cl::sub(driver::compileCommand()),
                                    cl::cat(driver::optionCategory()));
 static cl::opt<std::string> mode("mode",
@@ -89,6 +90,19 @@ static cl::opt<std::string> tuningDb("tuning-db",
 static cl::opt<std::string> cxx("cxx", cl::desc("Host C++ compiler"),
                                 cl::init(LLAMAC_HOST_CXX), cl::sub(driver::compileCommand()),
                                 cl::cat(driver::optionCategory()));
+static cl::opt<std::string> nvcc("nvcc", cl::desc("CUDA compiler (--target cuda)"),
+                                 cl::init(LLAMAC_NVCC), cl::sub(driver::compileCommand()),
+                                 cl::cat(driver::optionCategory()));
+static cl::opt<std::string> cudaArch("cuda-arch",
+                                     cl::desc("GPU architectures to build for, comma-separated "
+                                              "(--target cuda; sm_80 or newer)"),
+                                     cl::init("sm_80,sm_90"), cl::sub(driver::compileCommand()),
+                                     cl::cat(driver::optionCategory()));
+static cl::opt<std::string> precision(
+    "precision",
+    cl::desc("GPU products (--target cuda): bf16 (default) or tf32 tensor cores, or f32; "
+             "storage, accumulation, master weights and optimizer state stay f32"),
+    cl::init("bf16"), cl::sub(driver::compileCommand()), cl::cat(driver::optionCategory()));
 static cl::opt<bool> keepSource("keep-source",
                                 cl::desc("Keep the generated source beside the executable"),
                                 cl::sub(driver::compileCommand()),
@@ -258,6 +272,16 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
     program.config = {{"prefill_chunk", std::to_string(seq)}, {"weights", s.weights}};
   }
   std::string why;
+  if (s.target == "cuda") {
+    kir::applyTargetDefaults(program, "cuda");
+    for (const kir::Function &f : program.functions)
+      for (const kir::Launch &l : f.launches)
+        if (!kir::cudaSupports(l, &why)) {
+          llvm::errs() << "error: --target cuda cannot generate " << kir::kernelName(l.kind)
+                       << " (from " << l.origin << "): " << why << "\n";
+          return false;
+        }
+  }
   if (!kir::verify(program, &why)) {
     llvm::errs() << "error: internal: the kernel-level program is inconsistent: " << why
                  << "\n";
@@ -289,9 +313,23 @@ bool writeFile(const std::string &path, llvm::function_ref<void(llvm::raw_ostrea
 
 } // namespace
 
-int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
-                                const std::string &output, const std::string &cxx,
-                                bool keepSource) {
+namespace {
+
+/// How one target's generated source becomes an executable.
+struct Toolchain {
+  std::string compiler;  ///< a path, or a name looked up in PATH
+  const char *what;      ///< "host C++ compiler", for messages
+  const char *flagName;  ///< the option that sets it, for messages
+  const char *extension; ///< of the source file
+  std::vector<std::string> flags;
+  const char *link; ///< ';'-separated libraries
+  std::string label; ///< what the success line calls the compilation
+};
+
+/// Writes the source with `writeSource`, compiles and links it with `tc`, and renames the
+/// result over `output` only on success.
+int buildExecutable(const Toolchain &tc, llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
+                    const std::string &output, bool keepSource) {
   // The source goes to a temporary file beside the output (or to <output>.cpp when kept),
   // the executable to a temporary name that is renamed over the output at the end.
   SmallString<256> dir(output);
@@ -303,9 +341,9 @@ int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> wr
   std::string base = llvm::sys::path::filename(output).str();
   SmallString<256> source;
   if (keepSource) {
-    source = output + ".cpp";
-  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile("llamac-" + base, "cpp",
-                                                                     source)) {
+    source = output + "." + tc.extension;
+  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile("llamac-" + base,
+                                                                     tc.extension, source)) {
     return driver::error("cannot create a temporary file: " + ec.message());
   }
   if (!writeFile(source.str().str(), writeSource))
@@ -314,6 +352,7 @@ int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> wr
   llvm::sys::path::append(temp, "." + base + ".llamac-tmp");
 
   // A path is taken as given; a bare name is looked up in PATH.
+  const std::string &cxx = tc.compiler;
   llvm::ErrorOr<std::string> compiler =
       StringRef(cxx).contains('/')
           ? (llvm::sys::fs::can_execute(cxx)
@@ -323,16 +362,18 @@ int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> wr
   if (!compiler) {
     if (!keepSource)
       llvm::sys::fs::remove(source);
-    return driver::error("cannot find the host C++ compiler '" + cxx + "' (set --cxx)");
+    return driver::error(std::string("cannot find the ") + tc.what + " '" + cxx + "' (set " +
+                         tc.flagName + ")");
   }
-  std::vector<std::string> argv = {*compiler, "-std=c++20", "-O2", "-fopenmp", "-w"};
+  std::vector<std::string> argv = {*compiler};
+  argv.insert(argv.end(), tc.flags.begin(), tc.flags.end());
   for (StringRef dirInc : {StringRef(LLAMAC_INCLUDE_SOURCE), StringRef(LLAMAC_INCLUDE_BINARY)})
     argv.push_back(("-I" + dirInc).str());
   argv.push_back(source.str().str());
   argv.push_back("-o");
   argv.push_back(temp.str().str());
   SmallVector<StringRef> libs;
-  StringRef(LLAMAC_HOST_LINK).split(libs, ';', -1, false);
+  StringRef(tc.link).split(libs, ';', -1, false);
   for (StringRef lib : libs)
     argv.push_back(lib.str());
   SmallVector<StringRef> refs(argv.begin(), argv.end());
@@ -345,7 +386,8 @@ int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> wr
     llvm::sys::fs::remove(source);
   if (rc != 0) {
     llvm::sys::fs::remove(temp);
-    return driver::error("the host compiler failed on the generated code (exit " + Twine(rc) +
+    return driver::error("the " + StringRef(tc.what) + " failed on the generated code (exit " +
+                         Twine(rc) +
                          (message.empty() ? "" : ", " + message) +
                          "); rerun with --keep-source to inspect it");
   }
@@ -353,9 +395,63 @@ int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> wr
     llvm::sys::fs::remove(temp);
     return driver::error("cannot write '" + output + "': " + ec.message());
   }
-  llvm::outs() << "  host compile " << llvm::format("%.1f s", seconds) << "; wrote " << output
-               << "\n";
+  llvm::outs() << "  " << tc.label << " " << llvm::format("%.1f s", seconds) << "; wrote "
+               << output << "\n";
   return 0;
+}
+
+} // namespace
+
+int llamac::driver::hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
+                                const std::string &output, const std::string &cxx,
+                                bool keepSource) {
+  Toolchain tc{cxx,
+               "host C++ compiler",
+               "--cxx",
+               "cpp",
+               {"-std=c++20", "-O2", "-fopenmp", "-w"},
+               LLAMAC_HOST_LINK,
+               "host compile"};
+  return buildExecutable(tc, writeSource, output, keepSource);
+}
+
+/// The -gencode flags for --cuda-arch ("sm_80,sm_90" or "80,90"); empty after an error.
+static std::vector<std::string> gencodeFlags(StringRef archs) {
+  std::vector<std::string> flags;
+  SmallVector<StringRef> list;
+  archs.split(list, ',', -1, false);
+  for (StringRef a : list) {
+    StringRef arch = a.trim();
+    arch.consume_front("sm_");
+    unsigned number = 0;
+    if (arch.getAsInteger(10, number) || number < 80) {
+      driver::error("--cuda-arch: '" + a.trim() + "' is not a GPU architecture of sm_80 or newer "
+                    "(for example sm_80,sm_90)");
+      return {};
+    }
+    flags.push_back("-gencode=arch=compute_" + std::to_string(number) + ",code=sm_" +
+                    std::to_string(number));
+  }
+  if (flags.empty())
+    driver::error("--cuda-arch names no architecture");
+  return flags;
+}
+
+int llamac::driver::cudaCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
+                                const std::string &output, bool keepSource) {
+  if (StringRef(nvcc).empty())
+    return driver::error("--target cuda needs nvcc, and this llamac was built without a CUDA "
+                         "toolkit (--emit cpp writes the CUDA source without it)");
+  std::vector<std::string> flags = gencodeFlags(cudaArch);
+  if (flags.empty())
+    return 1;
+  std::string archs;
+  for (const std::string &f : flags)
+    archs += (archs.empty() ? "" : ",") + f.substr(f.rfind('=') + 1);
+  flags.insert(flags.begin(), {"-std=c++20", "-O2", "-w", "-Xcompiler=-w"});
+  Toolchain tc{nvcc, "CUDA compiler", "--nvcc", "cu", flags, LLAMAC_CUDA_LINK,
+               "nvcc for " + archs + ":"};
+  return buildExecutable(tc, writeSource, output, keepSource);
 }
 
 namespace {
@@ -404,9 +500,15 @@ int llamac::driver::runCompile() {
   ModelArgs args = modelArgs();
   if (args.batch <= 0 || args.seq < 0)
     return error("--batch must be positive and --seq non-negative");
-  if (target != "cpu")
-    return error("--target '" + target + "' is not available; this build generates code for: "
-                 "cpu");
+  if (target != "cpu" && target != "cuda")
+    return error("--target must be cpu or cuda, not '" + target + "'");
+  if (target == "cuda" && !mode.empty() && emit == "exe") {
+    if (StringRef(nvcc).empty())
+      return error("--target cuda needs nvcc, and this llamac was built without a CUDA toolkit "
+                   "(--emit cpp writes the CUDA source without it)");
+    if (gencodeFlags(cudaArch).empty())
+      return 1;
+  }
   if (!mode.empty() && mode != "train" && mode != "infer")
     return error("--mode must be train or infer, not '" + mode + "'");
   if (!mode.empty() && emit != "exe" && emit != "cpp" && emit != "kernels" && emit != "mlir")
@@ -442,6 +544,12 @@ int llamac::driver::runCompile() {
     return error("--weights must be f32 or int8, not '" + weights + "'");
   if (weights == "int8" && mode != "infer")
     return error("--weights int8 is for --mode infer; training keeps f32 weights");
+  if (weights == "int8" && target == "cuda")
+    return error("--weights int8 is generated for --target cpu only");
+  if (precision != "bf16" && precision != "tf32" && precision != "f32")
+    return error("--precision must be bf16, tf32 or f32, not '" + precision + "'");
+  if (target == "cpu" && precision.getNumOccurrences() && precision != "f32")
+    return error("--precision " + precision + " is for --target cuda; the CPU computes in f32");
   if (mode == "infer" && emit == "mlir")
     return error("--emit mlir is available for --mode train");
 
@@ -478,6 +586,8 @@ int llamac::driver::runCompile() {
     return 1;
   if (!tuningDb.empty() && !applyTuningDb(program))
     return 1;
+  if (target == "cuda")
+    program.config["precision"] = precision;
 
   if (emit == "kernels") {
     if (outputFile.empty() || outputFile == "-") {
@@ -487,11 +597,14 @@ int llamac::driver::runCompile() {
     return writeFile(outputFile, [&](llvm::raw_ostream &os) { kir::print(program, os); }) ? 0
                                                                                           : 1;
   }
+  auto writeSource = [&](llvm::raw_ostream &os) {
+    if (target == "cuda")
+      kir::emitCuda(program, commandLine(), os);
+    else
+      emitCpu(program, commandLine(), os);
+  };
   if (emit == "cpp")
-    return writeFile(outputFile,
-                     [&](llvm::raw_ostream &os) { emitCpu(program, commandLine(), os); })
-               ? 0
-               : 1;
+    return writeFile(outputFile, writeSource) ? 0 : 1;
 
   llvm::outs() << "compiled @" << name << " (" << mode << ", " << target << ", batch "
                << program.batch << ", seq " << program.seq << ") in "
@@ -506,6 +619,7 @@ int llamac::driver::runCompile() {
   if (program.cacheBytes)
     llvm::outs() << ", KV cache: " << program.cacheBytes << " bytes";
   llvm::outs() << "\n";
-  return hostCompile([&](llvm::raw_ostream &os) { emitCpu(program, commandLine(), os); },
-                     outputFile, cxx, keepSource);
+  if (target == "cuda")
+    return cudaCompile(writeSource, outputFile, keepSource);
+  return hostCompile(writeSource, outputFile, cxx, keepSource);
 }

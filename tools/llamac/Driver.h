@@ -97,6 +97,11 @@ bool buildKernelProgram(mlir::ModuleOp module, llvm::StringRef modelName,
 int hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
                 const std::string &output, const std::string &cxx, bool keepSource);
 
+/// As hostCompile for CUDA source: nvcc (--nvcc) for the architectures of --cuda-arch,
+/// linked with the CUDA backend (runtime/cuda).
+int cudaCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
+                const std::string &output, bool keepSource);
+
 int error(const llvm::Twine &message);
 
 } // namespace llamac::driver

@@ -1,0 +1,135 @@
+//===- EmitSpec.cpp - literals and the ProgramSpec tables of generated programs -----===//
+#include "codegen/EmitSpec.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <cctype>
+#include <cstdio>
+
+using namespace llamac::kir;
+
+std::string llamac::kir::lit(double v) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.17g", v);
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos)
+    s += ".0";
+  return s;
+}
+
+std::string llamac::kir::escape(const std::string &s) {
+  std::string r;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      r += '\\';
+    if (c == '\n') {
+      r += "\\n";
+      continue;
+    }
+    r += c;
+  }
+  return r;
+}
+
+std::string llamac::kir::identifier(const std::string &s) {
+  std::string r;
+  for (char c : s)
+    r += (isalnum(static_cast<unsigned char>(c)) ? c : '_');
+  return r;
+}
+
+void llamac::kir::emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name,
+                     llvm::raw_ostream &os) {
+  os << "const rt::TensorSpec " << name << "[] = {\n";
+  for (const TensorSig &s : sigs) {
+    os << "    {\"" << s.name << "\", rt::ElemType::"
+       << (s.type == ElemType::F32   ? "F32"
+           : s.type == ElemType::I32 ? "I32"
+           : s.type == ElemType::I64 ? "I64"
+                                     : "I8")
+       << ", "
+       << s.shape.size() << ", {";
+    for (size_t i = 0; i < s.shape.size(); ++i)
+      os << (i ? ", " : "") << s.shape[i];
+    os << "}},\n";
+  }
+  if (sigs.empty())
+    os << "    {\"\", rt::ElemType::F32, 0, {}},\n";
+  os << "};\n";
+}
+
+void llamac::kir::emitProgramSpec(const Program &p, const std::string &createDevice,
+                                  llvm::raw_ostream &os) {
+  os << "const rt::ParamSpec kParams[] = {\n";
+  for (const Param &q : p.params) {
+    const char *role = q.role == ParamRole::Weight     ? "Weight"
+                       : q.role == ParamRole::Gradient ? "Gradient"
+                       : q.role == ParamRole::AdamM    ? "AdamM"
+                                                       : "AdamV";
+    const char *init = q.init == ParamInit::Zeros  ? "Zeros"
+                       : q.init == ParamInit::Ones ? "Ones"
+                                                   : "Normal";
+    os << "    {\"" << q.name << "\", rt::ParamRole::" << role << ", " << q.offset << ", "
+       << q.elements() << ", " << q.shape.size() << ", {";
+    for (size_t i = 0; i < q.shape.size(); ++i)
+      os << (i ? ", " : "") << q.shape[i];
+    os << "}, rt::ParamInit::" << init << ", " << lit(q.std) << ", rt::ElemType::"
+       << (q.quantized ? "I8" : "F32") << ", " << q.scaleOffset << "},\n";
+  }
+  os << "};\n\n";
+
+  os << "const rt::FunctionSpec kFunctions[] = {\n";
+  for (const Function &f : p.functions) {
+    std::string id = identifier(f.name);
+    os << "    {\"" << f.name << "\", " << f.inputs.size() << ", kIn_" << id << ", "
+       << f.outputs.size() << ", kOut_" << id << ", " << f.arenaBytes << ", " << f.buffersBytes
+       << ", " << f.launches.size() << ", fn_" << id << "},\n";
+  }
+  os << "};\n\n";
+
+  os << "const char *const kConfigKeys[] = {";
+  for (auto &[k, v] : p.config)
+    os << "\"" << escape(k) << "\", ";
+  os << "nullptr};\nconst char *const kConfigValues[] = {";
+  for (auto &[k, v] : p.config)
+    os << "\"" << escape(v) << "\", ";
+  os << "nullptr};\n\n";
+
+  os << "const rt::ProgramSpec kProgram = {\n"
+     << "    .modelName = \"" << p.modelName << "\",\n"
+     << "    .mode = \"" << p.mode << "\",\n"
+     << "    .target = \"" << p.target << "\",\n"
+     << "    .batch = " << p.batch << ",\n"
+     << "    .seq = " << p.seq << ",\n"
+     << "    .vocab = " << p.vocab << ",\n"
+     << "    .dim = " << p.dim << ",\n"
+     << "    .layers = " << p.layers << ",\n"
+     << "    .heads = " << p.heads << ",\n"
+     << "    .kvHeads = " << p.kvHeads << ",\n"
+     << "    .headDim = " << p.headDim << ",\n"
+     << "    .ffnDim = " << p.ffnDim << ",\n"
+     << "    .maxSeqLen = " << p.maxSeqLen << ",\n"
+     << "    .window = " << p.window << ",\n"
+     << "    .normEps = " << lit(p.normEps) << ",\n"
+     << "    .ropeTheta = " << lit(p.ropeTheta) << ",\n"
+     << "    .trainFlopsPerToken = " << lit(p.trainFlopsPerToken) << ",\n"
+     << "    .inferFlopsPerToken = " << lit(p.inferFlopsPerToken) << ",\n"
+     << "    .trainableElements = " << p.trainableElements() << ",\n"
+     << "    .params = kParams,\n"
+     << "    .numParams = " << p.params.size() << ",\n"
+     << "    .paramBytes = " << p.paramBytes << ",\n"
+     << "    .functions = kFunctions,\n"
+     << "    .numFunctions = " << p.functions.size() << ",\n"
+     << "    .arenaBytes = " << p.arenaBytes() << ",\n"
+     << "    .cacheBytes = " << p.cacheBytes << ",\n"
+     << "    .configKeys = kConfigKeys,\n"
+     << "    .configValues = kConfigValues,\n"
+     << "    .numConfig = " << p.config.size() << ",\n";
+  if (!createDevice.empty())
+    os << "    .createDevice = " << createDevice << ",\n";
+  os << "};\n\n"
+     << "} // namespace\n\n"
+     << "int main(int argc, char **argv) {\n"
+     << "  return rt::" << (p.mode == "infer" ? "inferMain" : "trainMain")
+     << "(argc, argv, kProgram);\n}\n";
+}

@@ -1,0 +1,37 @@
+//===- EmitSpec.h - what every target's emitter writes alike ---------------*- C++ -*-===//
+//
+// The parts of a generated program that do not depend on the target: C++ literals and
+// identifiers, and the ProgramSpec tables (runtime/Program.h) with main(), which hands them
+// to the training or inference driver. CpuEmitter.cpp and CudaEmitter.cpp write the entry
+// functions (fn_<name>) and call emitProgramSpec after them.
+//
+//===----------------------------------------------------------------------------------===//
+#ifndef LLAMAC_CODEGEN_EMITSPEC_H
+#define LLAMAC_CODEGEN_EMITSPEC_H
+
+#include "codegen/KernelIR.h"
+
+#include <string>
+#include <vector>
+
+namespace llamac::kir {
+
+/// A double as a C++ literal that reads back exactly.
+std::string lit(double v);
+/// `s` inside a C++ string literal.
+std::string escape(const std::string &s);
+/// `s` with every character that cannot be in a C++ identifier replaced by '_'.
+std::string identifier(const std::string &s);
+
+/// `const rt::TensorSpec <name>[]` for a function's inputs or outputs.
+void emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name,
+                     llvm::raw_ostream &os);
+
+/// The parameter, function (referring to fn_<name> and kIn_/kOut_<name>, which the caller has
+/// written) and config tables, kProgram, and main(). `createDevice` is the expression for
+/// ProgramSpec::createDevice, empty for the CPU.
+void emitProgramSpec(const Program &p, const std::string &createDevice, llvm::raw_ostream &os);
+
+} // namespace llamac::kir
+
+#endif
