@@ -2,6 +2,7 @@
 #ifndef LLAMAC_PASSES_PASSES_H
 #define LLAMAC_PASSES_PASSES_H
 
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
@@ -42,6 +43,10 @@ struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipeli
   Option<std::string> remat{*this, "remat",
                             llvm::cl::desc("Rematerialisation: none, selective or full"),
                             llvm::cl::init("selective")};
+  Option<int64_t> fsdp{*this, "fsdp",
+                       llvm::cl::desc("Shard over this many data-parallel ranks "
+                                      "(llamac-plan-fsdp; 0: no sharding)"),
+                       llvm::cl::init(0)};
   // Each fusion can be turned off (all are on by default).
   Option<bool> fuseSwiGLU{*this, "fuse-swiglu", llvm::cl::desc("llamac-fuse-swiglu"),
                           llvm::cl::init(true)};

@@ -93,6 +93,27 @@ def LlamaTrainStep : Pass<"llamac-train-step", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def LlamaPlanFsdp : Pass<"llamac-plan-fsdp", "::mlir::ModuleOp"> {
+  let summary = "Shard weights, gradients and optimizer state over data-parallel ranks";
+  let description = [{
+    Fully sharded data parallelism on the training program (after llamac-train-step): the
+    weights are grouped in flat units (one per layer, one per top-level matrix, one for the
+    norm gains), padded to a multiple of `ranks` and sharded over the grid `@fsdp`; each
+    function all-gathers a unit before its first use (and again in the backward with
+    reshard-after-forward), @train_grad reduce-scatters the gradients into the rank's
+    shard, and @train_update clips with the global norm (shard.all_reduce) and applies
+    AdamW to the rank's shard only. See passes/PlanFsdp.cpp.
+  }];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", "1", "Data-parallel ranks to shard over">,
+    Option<"reshardAfterForward", "reshard-after-forward", "bool", "true",
+           "Free a unit after its last forward use and gather it again for the backward">,
+    Option<"report", "report", "bool", "false",
+           "Print the units and the per-rank memory of weights, gradients and AdamW state">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::shard::ShardDialect"];
+}
+
 def LlamaRemat : Pass<"llamac-remat", "::mlir::ModuleOp"> {
   let summary = "Recompute forward activations in the backward instead of keeping them";
   let description = [{

@@ -48,6 +48,11 @@ void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOpti
   step.weightDecay = options.weightDecay;
   step.maxGradNorm = options.maxGradNorm;
   pm.addPass(createLlamaTrainStep(step));
+  if (options.fsdp > 0) {
+    LlamaPlanFsdpOptions fsdp;
+    fsdp.ranks = options.fsdp;
+    pm.addPass(createLlamaPlanFsdp(fsdp));
+  }
   if (options.fuseAdamW)
     pm.addPass(createLlamaFuseAdamW());
   if (options.fuseElementwise)

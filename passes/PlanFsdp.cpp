@@ -1,0 +1,459 @@
+//===- PlanFsdp.cpp - llamac-plan-fsdp ---------------------------------------------===//
+//
+// Fully sharded data parallelism, planned in the IR of the training program (after
+// llamac-train-step, before the fusions), for `ranks` data-parallel ranks on the 1-D grid
+// @fsdp:
+//
+//  - Units. The weights are grouped into flat units: one per transformer layer (its
+//    matrices), one per top-level matrix (the embedding, the output projection), and one for
+//    every norm gain together (they are not weight-decayed, so they cannot share a unit with
+//    matrices that are). A unit is its members flattened and concatenated in declaration
+//    order, zero-padded to a multiple of `ranks`; rank r holds elements [r S, (r+1) S) of it,
+//    S = padded / ranks, as the parameter `fsdp.<unit>`, with its gradient accumulator and
+//    AdamW moments `fsdp.grad.<unit>`, `fsdp.adamw.m.<unit>`, `fsdp.adamw.v.<unit>`. The
+//    attribute `llama.fsdp` of each shard records the members and their offsets, for
+//    checkpoints and initialisation.
+//  - Gathers. In every function that reads weights, the unit is all-gathered
+//    (shard.all_gather) just before the first op that uses one of its members, and each
+//    member is a slice (and split_dim) of the gathered buffer. With reshard-after-forward,
+//    the backward (ops marked llama.backward) gathers the unit again before its first use
+//    there, so the forward's copy dies after its last forward use and the memory plan
+//    reuses it.
+//  - Gradients. @train_grad's accumulation `grad.<w> += g_w` becomes, per unit, the
+//    flattened, concatenated and padded gradients reduce-scattered (sum) across the ranks
+//    and added to the rank's gradient shard.
+//  - Update. @train_update is rebuilt on the shards: the global gradient norm from the
+//    ranks' sums of squares (shard.all_reduce), clipping, the schedule, and AdamW on the
+//    rank's shard only. Padding holds zeros and its gradient is zero, so it stays zero.
+//
+// The gradient function @loss_grad (per-weight gradients by name) is removed: @train_grad is
+// its sharded form. The loss each rank returns is its own micro-batch's; the driver sums losses over ranks as
+// it does for plain data parallelism. `report` prints the per-rank memory of parameters,
+// gradients and optimizer state against the unsharded program's, and the largest gathered
+// unit.
+//
+//===----------------------------------------------------------------------------------===//
+#include "dialects/llama/LlamaOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cctype>
+
+namespace llamac {
+#define GEN_PASS_DEF_LLAMAPLANFSDP
+#include "passes/Passes.h.inc"
+} // namespace llamac
+
+using namespace mlir;
+using namespace llamac;
+using namespace llamac::llama;
+
+namespace {
+
+constexpr const char *kGrid = "fsdp";
+
+struct Member {
+  mutable ParamOp param;
+  int64_t offset = 0; ///< in the unit's flat buffer
+  int64_t numel = 0;
+};
+
+struct Unit {
+  std::string name;
+  bool decayed = true; ///< its members are matrices (weight-decayed)
+  SmallVector<Member> members;
+  int64_t flat = 0, padded = 0, shard = 0;
+};
+
+/// "layers.3.attention.wq" -> "layers.3"; "output" -> "output".
+std::string unitOf(ParamOp p) {
+  if (p.getTensorType().getRank() < 2)
+    return "norms";
+  StringRef name = p.getSymName();
+  size_t start = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    if (dot == StringRef::npos)
+      return name.str();
+    size_t next = name.find('.', dot + 1);
+    StringRef part = name.slice(dot + 1, next == StringRef::npos ? name.size() : next);
+    if (!part.empty() && llvm::all_of(part, [](char c) { return isdigit(c); }))
+      return name.substr(0, next == StringRef::npos ? name.size() : next).str();
+    start = dot + 1;
+  }
+}
+
+RankedTensorType flatType(int64_t n, MLIRContext *ctx) {
+  return RankedTensorType::get({n}, Float32Type::get(ctx));
+}
+
+struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
+  using LlamaPlanFsdpBase::LlamaPlanFsdpBase;
+
+  void runOnOperation() override {
+    if (ranks < 1) {
+      getOperation().emitError("llamac-plan-fsdp: ranks must be at least 1");
+      return signalPassFailure();
+    }
+    for (ModelOp model : getOperation().getOps<ModelOp>())
+      if (failed(plan(model)))
+        return signalPassFailure();
+  }
+
+  LogicalResult plan(ModelOp model) {
+    MLIRContext *ctx = model.getContext();
+    func::FuncOp trainGrad, trainUpdate;
+    for (func::FuncOp f : model.getOps<func::FuncOp>()) {
+      if (f.getSymName() == "train_grad")
+        trainGrad = f;
+      if (f.getSymName() == "train_update")
+        trainUpdate = f;
+    }
+    if (!trainGrad || !trainUpdate)
+      return model.emitError("llamac-plan-fsdp needs @train_grad and @train_update "
+                             "(run it after llamac-train-step)");
+
+    // Units, in declaration order of their first member.
+    llvm::StringMap<ParamOp> byName;
+    std::vector<Unit> units;
+    llvm::StringMap<size_t> unitIndex;
+    llvm::StringMap<std::pair<size_t, size_t>> memberOf; // weight -> (unit, member)
+    for (ParamOp p : model.getOps<ParamOp>()) {
+      byName[p.getSymName()] = p;
+      if (p.getState())
+        continue;
+      if (!p.getTensorType().getElementType().isF32() || !p.getTensorType().hasStaticShape())
+        return p.emitError("llamac-plan-fsdp shards static f32 weights only");
+      std::string u = unitOf(p);
+      auto [it, fresh] = unitIndex.try_emplace(u, units.size());
+      if (fresh)
+        units.push_back({u, p.getTensorType().getRank() >= 2});
+      Unit &unit = units[it->second];
+      int64_t numel = p.getTensorType().getNumElements();
+      memberOf[p.getSymName()] = {it->second, unit.members.size()};
+      unit.members.push_back({p, unit.flat, numel});
+      unit.flat += numel;
+    }
+    if (units.empty())
+      return success();
+    for (Unit &u : units) {
+      u.padded = (u.flat + ranks - 1) / ranks * ranks;
+      u.shard = u.padded / ranks;
+    }
+
+    // The grid and the shards.
+    OpBuilder b(ctx);
+    Block &body = model.getBody().front();
+    b.setInsertionPointToStart(&body);
+    if (SymbolTable::lookupSymbolIn(model, kGrid))
+      return model.emitError("llamac-plan-fsdp: the model already has a symbol @") << kGrid;
+    shard::GridOp::create(b, model.getLoc(), kGrid, ArrayRef<int64_t>{int64_t(ranks)});
+    Operation *lastParam = nullptr;
+    for (ParamOp p : model.getOps<ParamOp>())
+      lastParam = p;
+    b.setInsertionPointAfter(lastParam);
+    for (const Unit &u : units) {
+      SmallVector<Attribute> names;
+      SmallVector<int64_t> offsets;
+      for (const Member &m : u.members) {
+        names.push_back(b.getStringAttr(m.param.getSymName()));
+        offsets.push_back(m.offset);
+      }
+      DictionaryAttr layout = b.getDictionaryAttr(
+          {b.getNamedAttr("members", b.getArrayAttr(names)),
+           b.getNamedAttr("offsets", b.getDenseI64ArrayAttr(offsets)),
+           b.getNamedAttr("flat", b.getI64IntegerAttr(u.flat)),
+           b.getNamedAttr("padded", b.getI64IntegerAttr(u.padded)),
+           b.getNamedAttr("ranks", b.getI64IntegerAttr(ranks))});
+      for (const char *prefix : {"", "grad.", "adamw.m.", "adamw.v."}) {
+        auto p = ParamOp::create(b, model.getLoc(),
+                                 b.getStringAttr(std::string("fsdp.") + prefix + u.name),
+                                 TypeAttr::get(flatType(u.shard, ctx)),
+                                 InitKindAttr::get(ctx, InitKind::zeros), FloatAttr(),
+                                 *prefix ? b.getUnitAttr() : UnitAttr());
+        p->setAttr("llama.fsdp", layout);
+      }
+    }
+
+    // The gradient function (@loss_grad, which returns one gradient per weight by name:
+    // llama.grads) has no sharded meaning; @train_grad is its sharded form.
+    for (func::FuncOp f : llvm::make_early_inc_range(model.getOps<func::FuncOp>()))
+      if (f->hasAttr("llama.grads"))
+        f.erase();
+    // Gathers in every function but @train_update, which is rebuilt.
+    for (func::FuncOp f : llvm::make_early_inc_range(model.getOps<func::FuncOp>()))
+      if (f != trainUpdate && failed(gatherWeights(f, units, memberOf)))
+        return failure();
+    if (failed(shardGradients(trainGrad, units, memberOf)))
+      return failure();
+    if (failed(rebuildUpdate(trainUpdate, units)))
+      return failure();
+
+    // The unsharded declarations are unused now.
+    for (const Unit &u : units)
+      for (const Member &m : u.members)
+        for (StringRef prefix : {"", "grad.", "adamw.m.", "adamw.v."}) {
+          ParamOp p = byName.lookup((prefix + m.param.getSymName()).str());
+          if (!p)
+            continue;
+          if (!SymbolTable::symbolKnownUseEmpty(p, model))
+            return p.emitError("llamac-plan-fsdp: @") << p.getSymName() << " is still used";
+          p.erase();
+        }
+
+    if (report)
+      printReport(units);
+    return success();
+  }
+
+  /// Replaces the function's weight reads with views of all-gathered units.
+  LogicalResult gatherWeights(func::FuncOp f, ArrayRef<Unit> units,
+                              const llvm::StringMap<std::pair<size_t, size_t>> &memberOf) {
+    if (f.isExternal())
+      return success();
+    Block &block = f.getBody().front();
+    DenseMap<Operation *, int64_t> position;
+    int64_t i = 0;
+    for (Operation &op : block)
+      position[&op] = i++;
+    // Per unit and phase (0 forward, 1 backward): the first user, and the reads.
+    struct Phase {
+      Operation *first = nullptr;
+      Value gathered;
+      DenseMap<size_t, Value> views;
+    };
+    std::vector<std::array<Phase, 2>> phases(units.size());
+    SmallVector<GetParamOp> reads;
+    for (GetParamOp g : block.getOps<GetParamOp>()) {
+      auto it = memberOf.find(g.getName());
+      if (it == memberOf.end())
+        continue;
+      reads.push_back(g);
+      for (Operation *user : g->getUsers()) {
+        Operation *top = block.findAncestorOpInBlock(*user);
+        int phase = reshardAfterForward && top->hasAttr("llama.backward") ? 1 : 0;
+        Operation *&first = phases[it->second.first][phase].first;
+        if (!first || position[top] < position[first])
+          first = top;
+      }
+    }
+    OpBuilder b(f.getContext());
+    for (GetParamOp g : reads) {
+      auto [u, m] = memberOf.lookup(g.getName());
+      const Unit &unit = units[u];
+      const Member &member = unit.members[m];
+      for (OpOperand &use : llvm::make_early_inc_range(g->getUses())) {
+        Operation *top = block.findAncestorOpInBlock(*use.getOwner());
+        int phase = reshardAfterForward && top->hasAttr("llama.backward") ? 1 : 0;
+        Phase &p = phases[u][phase];
+        Location loc = g.getLoc();
+        if (!p.gathered) {
+          b.setInsertionPoint(p.first);
+          Value shard = GetParamOp::create(b, loc, flatType(unit.shard, f.getContext()),
+                                           FlatSymbolRefAttr::get(f.getContext(),
+                                                                  "fsdp." + unit.name));
+          p.gathered = shard::AllGatherOp::create(
+              b, loc, flatType(unit.padded, f.getContext()), kGrid, ArrayRef<int16_t>{0},
+              shard, APInt(64, 0));
+          if (phase == 1)
+            p.gathered.getDefiningOp()->setAttr("llama.backward", b.getUnitAttr());
+        }
+        Value &view = p.views[m];
+        if (!view) {
+          b.setInsertionPointAfter(p.gathered.getDefiningOp());
+          Value flat = SliceOp::create(b, loc, p.gathered, 0, uint64_t(member.offset),
+                                       uint64_t(member.numel));
+          RankedTensorType t = member.param.getTensorType();
+          view = t.getRank() == 1
+                     ? flat
+                     : SplitDimOp::create(b, loc, flat, 0, t.getShape()).getResult();
+        }
+        use.set(view);
+      }
+      g.erase();
+    }
+    return success();
+  }
+
+  /// @train_grad: grad.<w> += g_w becomes fsdp.grad.<unit> += reduce_scatter(flat g).
+  LogicalResult shardGradients(func::FuncOp f, ArrayRef<Unit> units,
+                               const llvm::StringMap<std::pair<size_t, size_t>> &memberOf) {
+    MLIRContext *ctx = f.getContext();
+    Block &block = f.getBody().front();
+    std::vector<SmallVector<Value>> grads(units.size());
+    for (size_t u = 0; u < units.size(); ++u)
+      grads[u].resize(units[u].members.size());
+    SmallVector<Operation *> dead;
+    Operation *last = nullptr;
+    for (SetParamOp set : llvm::make_early_inc_range(block.getOps<SetParamOp>())) {
+      StringRef name = set.getName();
+      if (!name.consume_front("grad."))
+        continue;
+      auto it = memberOf.find(name);
+      if (it == memberOf.end())
+        continue;
+      auto add = set.getValue().getDefiningOp<AddOp>();
+      auto old = add ? add.getLhs().getDefiningOp<GetParamOp>() : GetParamOp();
+      if (!old || old.getName() != set.getName())
+        return set.emitError("llamac-plan-fsdp expects grad.<w> = grad.<w> + g here");
+      grads[it->second.first][it->second.second] = add.getRhs();
+      dead.append({set, add, old});
+      last = set;
+    }
+    if (!last)
+      return f.emitError("llamac-plan-fsdp found no gradient accumulation in @train_grad");
+    OpBuilder b(ctx);
+    b.setInsertionPointAfter(last);
+    Location loc = f.getLoc();
+    for (size_t u = 0; u < units.size(); ++u) {
+      const Unit &unit = units[u];
+      SmallVector<Value> parts;
+      for (size_t m = 0; m < unit.members.size(); ++m) {
+        Value g = grads[u][m];
+        if (!g) { // a weight the loss does not depend on
+          g = arith::ConstantOp::create(
+              b, loc, cast<TypedAttr>(b.getZeroAttr(unit.members[m].param.getTensorType())));
+        }
+        // Row-major flattening: merge the leading dimensions one by one.
+        while (cast<RankedTensorType>(g.getType()).getRank() > 1)
+          g = MergeDimsOp::create(b, loc, g, 0);
+        parts.push_back(g);
+      }
+      Value flat = parts.size() == 1
+                       ? parts.front()
+                       : ConcatOp::create(b, loc, flatType(unit.flat, ctx), parts, 0)
+                             .getResult();
+      if (unit.padded > unit.flat)
+        flat = PadOp::create(b, loc, flat, 0, 0, uint64_t(unit.padded - unit.flat));
+      Value mine = shard::ReduceScatterOp::create(b, loc, flatType(unit.shard, ctx), kGrid,
+                                                  ArrayRef<int16_t>{0}, flat,
+                                                  shard::ReductionKind::Sum, APInt(64, 0));
+      auto acc = FlatSymbolRefAttr::get(ctx, "fsdp.grad." + unit.name);
+      Value old = GetParamOp::create(b, loc, flatType(unit.shard, ctx), acc);
+      Value sum = AddOp::create(b, loc, flatType(unit.shard, ctx), old, mine);
+      SetParamOp::create(b, loc, acc, sum);
+    }
+    for (Operation *op : dead)
+      if (op->use_empty())
+        op->erase();
+    return success();
+  }
+
+  /// @train_update on the shards: global norm, clipping, schedule, AdamW, zeroed gradients.
+  LogicalResult rebuildUpdate(func::FuncOp f, ArrayRef<Unit> units) {
+    MLIRContext *ctx = f.getContext();
+    Block &block = f.getBody().front();
+    GradClipOp clip;
+    LRScheduleOp schedule;
+    AdamWOp decayedUpdate, anyUpdate;
+    for (Operation &op : block) {
+      if (auto c = dyn_cast<GradClipOp>(op))
+        clip = c;
+      if (auto s = dyn_cast<LRScheduleOp>(op))
+        schedule = s;
+      if (auto a = dyn_cast<AdamWOp>(op)) {
+        anyUpdate = a;
+        if (!decayedUpdate && cast<RankedTensorType>(a.getParam().getType()).getRank() >= 2)
+          decayedUpdate = a;
+      }
+    }
+    if (!clip || !schedule || !anyUpdate)
+      return f.emitError("llamac-plan-fsdp expects @train_update as llamac-train-step "
+                         "builds it (grad_clip, lr_schedule, adamw)");
+    double decay = decayedUpdate ? decayedUpdate.getWeightDecay().convertToDouble() : 0.0;
+
+    // A fresh body: the old one goes once the new one is built.
+    Block *fresh = new Block();
+    for (BlockArgument a : block.getArguments())
+      fresh->addArgument(a.getType(), a.getLoc());
+    f.getBody().push_back(fresh);
+    OpBuilder b = OpBuilder::atBlockBegin(fresh);
+    Location loc = f.getLoc();
+    Value step = fresh->getArgument(0), count = fresh->getArgument(3);
+    auto scalar = RankedTensorType::get({}, Float32Type::get(ctx));
+    auto constant = [&](double v) {
+      return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(scalar, float(v)))
+          .getResult();
+    };
+    SmallVector<Value> grads;
+    for (const Unit &u : units)
+      grads.push_back(GetParamOp::create(b, loc, flatType(u.shard, ctx),
+                                         FlatSymbolRefAttr::get(ctx, "fsdp.grad." + u.name)));
+    // grad_clip's norm of the local shards is sqrt(ss) / count: recover ss, sum it over the
+    // ranks, and clip with the global norm exactly as grad_clip defines it.
+    auto local = GradClipOp::create(b, loc, scalar, scalar, grads, count, clip.getMaxNormAttr());
+    Value ss = MulOp::create(b, loc, scalar, local.getNorm(), count);
+    ss = MulOp::create(b, loc, scalar, ss, ss);
+    ss = shard::AllReduceOp::create(b, loc, scalar, kGrid, ArrayRef<int16_t>{0}, ss,
+                                    shard::ReductionKind::Sum);
+    Value norm = DivOp::create(b, loc, scalar, SqrtOp::create(b, loc, scalar, ss), count);
+    Value ratio = DivOp::create(
+        b, loc, scalar, constant(clip.getMaxNorm().convertToDouble()),
+        AddOp::create(b, loc, scalar, norm, constant(1e-6)));
+    // min(1, ratio) = -max(-1, -ratio)
+    Value clipped = NegOp::create(
+        b, loc, scalar,
+        MaxOp::create(b, loc, scalar, constant(-1.0), NegOp::create(b, loc, scalar, ratio)));
+    Value coefficient = DivOp::create(b, loc, scalar, clipped, count);
+    IRMapping map;
+    for (auto [old, now] : llvm::zip(block.getArguments(), fresh->getArguments()))
+      map.map(old, now);
+    Value lr = b.clone(*schedule, map)->getResult(0);
+    for (auto [i, u] : llvm::enumerate(units)) {
+      auto t = flatType(u.shard, ctx);
+      auto sym = [&](StringRef prefix) {
+        return FlatSymbolRefAttr::get(ctx, ("fsdp." + prefix + u.name).str());
+      };
+      Value param = GetParamOp::create(b, loc, t, sym(""));
+      Value m = GetParamOp::create(b, loc, t, sym("adamw.m."));
+      Value v = GetParamOp::create(b, loc, t, sym("adamw.v."));
+      auto update = AdamWOp::create(b, loc, t, t, t, param, grads[i], m, v, lr, step,
+                                    coefficient, anyUpdate.getBeta1Attr(),
+                                    anyUpdate.getBeta2Attr(), anyUpdate.getEpsAttr(),
+                                    b.getF64FloatAttr(u.decayed ? decay : 0.0));
+      SetParamOp::create(b, loc, sym(""), update.getNewParam());
+      SetParamOp::create(b, loc, sym("adamw.m."), update.getNewM());
+      SetParamOp::create(b, loc, sym("adamw.v."), update.getNewV());
+      auto zeros = arith::ConstantOp::create(b, loc, cast<TypedAttr>(b.getZeroAttr(t)));
+      SetParamOp::create(b, loc, sym("grad."), zeros);
+    }
+    func::ReturnOp::create(b, loc, ValueRange{lr, norm});
+    block.dropAllDefinedValueUses();
+    block.dropAllReferences();
+    block.erase();
+    return success();
+  }
+
+  void printReport(ArrayRef<Unit> units) {
+    int64_t total = 0, perRank = 0, largest = 0;
+    for (const Unit &u : units) {
+      total += u.flat;
+      perRank += u.shard;
+      largest = std::max(largest, u.padded);
+    }
+    // Weights, gradients and two AdamW moments, f32 each.
+    auto mib = [](int64_t elements) { return double(elements) * 16 / double(1 << 20); };
+    llvm::errs() << "llamac-plan-fsdp: " << ranks << " ranks, " << units.size()
+                 << " units; parameters, gradients and AdamW state per rank "
+                 << llvm::format("%.2f", mib(perRank)) << " MiB of "
+                 << llvm::format("%.2f", mib(total)) << " MiB unsharded ("
+                 << llvm::format("%.3f", double(perRank) / double(total)) << " = 1/"
+                 << llvm::format("%.2f", double(total) / double(perRank))
+                 << "); largest gathered unit "
+                 << llvm::format("%.2f", double(largest) * 4 / double(1 << 20)) << " MiB\n";
+    for (const Unit &u : units)
+      llvm::errs() << "  unit " << u.name << ": " << u.members.size() << " tensors, "
+                   << u.flat << " elements, padded " << u.padded << ", " << u.shard
+                   << " per rank\n";
+  }
+};
+
+} // namespace

@@ -1,0 +1,70 @@
+// llamac-plan-fsdp on the tiny model's training program, 2 ranks: the units, the schedule of
+// gathers and reduce-scatters, the sharded update, the report; and its errors.
+// RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2 report=1" 2> %t.report | FileCheck %s
+// RUN: FileCheck %s --check-prefix=REPORT < %t.report
+// RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=3 reshard-after-forward=false" | FileCheck %s --check-prefix=KEEP
+// RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --llamac-plan-fsdp="ranks=2" 2>&1 | FileCheck %s --check-prefix=NOSTEP
+// RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=0" 2>&1 | FileCheck %s --check-prefix=ZERO
+
+// The grid, then four shards per unit (weights, gradient, moments), each with its layout.
+// CHECK: shard.grid @fsdp(shape = 2)
+// CHECK: llama.param @fsdp.tok_embeddings : tensor<16384xf32> init zeros {llama.fsdp = {flat = 32768 : i64, members = ["tok_embeddings"], offsets = array<i64: 0>, padded = 32768 : i64, ranks = 2 : i64}}
+// CHECK: llama.param @fsdp.grad.tok_embeddings : tensor<16384xf32> init zeros state
+// The norm gains (not weight-decayed) are one unit of their own.
+// CHECK: llama.param @fsdp.norms : tensor<160xf32> init zeros {llama.fsdp = {flat = 320 : i64, members = ["norm", "layers.0.attention_norm", "layers.0.ffn_norm", "layers.1.attention_norm", "layers.1.ffn_norm"], offsets = array<i64: 0, 64, 128, 192, 256>
+// CHECK: llama.param @fsdp.layers.0 : tensor<23040xf32> init zeros {llama.fsdp = {flat = 46080 : i64, members = ["layers.0.attention.wq", "layers.0.attention.wk", "layers.0.attention.wv", "layers.0.attention.wo", "layers.0.feed_forward.w1", "layers.0.feed_forward.w2", "layers.0.feed_forward.w3"], offsets = array<i64: 0, 4096, 6144, 8192, 12288, 23552, 34816>
+// CHECK-NOT: llama.param @layers.0.attention.wq
+// CHECK-NOT: llama.param @grad.
+
+// The forward gathers each unit before its first use, in layer order; each weight is a
+// slice (and split_dim) of the gathered buffer.
+// CHECK-LABEL: func.func @train_grad
+// CHECK: %[[E:.*]] = llama.get_param @fsdp.tok_embeddings : tensor<16384xf32>
+// CHECK-NEXT: %[[EG:.*]] = shard.all_gather %[[E]] on @fsdp grid_axes = [0] gather_axis = 0 : tensor<16384xf32> -> tensor<32768xf32>
+// CHECK-NEXT: %[[EF:.*]] = llama.slice %[[EG]] dim 0 [0, 32768] : tensor<32768xf32>
+// CHECK-NEXT: llama.split_dim %[[EF]] dim 0 into [512, 64]
+// CHECK: %[[L0:.*]] = llama.get_param @fsdp.layers.0 : tensor<23040xf32>
+// CHECK-NEXT: shard.all_gather %[[L0]] on @fsdp {{.*}} : tensor<23040xf32> -> tensor<46080xf32>
+// CHECK: %[[L1:.*]] = llama.get_param @fsdp.layers.1 : tensor<23040xf32>
+// CHECK-NEXT: shard.all_gather %[[L1]] on @fsdp {{.*}} : tensor<23040xf32> -> tensor<46080xf32>
+// CHECK: llama.get_param @fsdp.output
+// CHECK: llama.cross_entropy
+// Reshard after forward: the backward gathers again, in reverse layer order.
+// CHECK: shard.all_gather {{.*}} {llama.backward} : tensor<16384xf32> -> tensor<32768xf32>
+// CHECK: %[[B1:.*]] = llama.get_param @fsdp.layers.1 : tensor<23040xf32>
+// CHECK-NEXT: shard.all_gather %[[B1]] on @fsdp {{.*}} {llama.backward} : tensor<23040xf32> -> tensor<46080xf32>
+// CHECK: %[[B0:.*]] = llama.get_param @fsdp.layers.0 : tensor<23040xf32>
+// CHECK-NEXT: shard.all_gather %[[B0]] on @fsdp {{.*}} {llama.backward} : tensor<23040xf32> -> tensor<46080xf32>
+// Gradients: flattened, concatenated, reduce-scattered into the rank's shard.
+// CHECK: %[[RS:.*]] = shard.reduce_scatter %{{.*}} on @fsdp grid_axes = [0] scatter_axis = 0 : tensor<32768xf32> -> tensor<16384xf32>
+// CHECK: %[[OLD:.*]] = llama.get_param @fsdp.grad.tok_embeddings
+// CHECK-NEXT: %[[SUM:.*]] = llama.add %[[OLD]], %[[RS]] : tensor<16384xf32>
+// CHECK-NEXT: llama.set_param @fsdp.grad.tok_embeddings = %[[SUM]]
+// CHECK: llama.concat {{.*}} dim 0 : tensor<4096xf32>, tensor<2048xf32>, tensor<2048xf32>, tensor<4096xf32>, tensor<11264xf32>, tensor<11264xf32>, tensor<11264xf32>
+// CHECK: shard.reduce_scatter {{.*}} : tensor<46080xf32> -> tensor<23040xf32>
+// CHECK: return
+
+// The update: the global norm from the ranks' sums of squares, AdamW on the shards only.
+// CHECK-LABEL: func.func @train_update
+// CHECK: %[[C:.*]], %[[N:.*]] = llama.grad_clip
+// CHECK: %[[SS:.*]] = llama.mul %[[N]], %arg3
+// CHECK: %[[SS2:.*]] = llama.mul %[[SS]], %[[SS]]
+// CHECK: shard.all_reduce %[[SS2]] on @fsdp grid_axes = [0] : tensor<f32> -> tensor<f32>
+// CHECK: llama.adamw {{.*}} weight_decay 1.000000e-01 : tensor<16384xf32>
+// CHECK: llama.adamw {{.*}} weight_decay 0.000000e+00 : tensor<160xf32>
+// CHECK-NOT: @loss_grad
+
+// REPORT: llamac-plan-fsdp: 2 ranks, 5 units; parameters, gradients and AdamW state per rank 1.21 MiB of 2.41 MiB unsharded (0.500 = 1/2.00); largest gathered unit 0.18 MiB
+// REPORT: unit layers.1: 7 tensors, 46080 elements, padded 46080, 23040 per rank
+
+// Three ranks pad each unit to a multiple of 3; without resharding, one gather serves both
+// passes.
+// KEEP: llama.param @fsdp.tok_embeddings : tensor<10923xf32>
+// KEEP: llama.param @fsdp.norms : tensor<107xf32>
+// KEEP-LABEL: func.func @train_grad
+// KEEP-NOT: shard.all_gather {{.*}} {llama.backward}
+// KEEP: llama.pad {{.*}} dim 0 [0, 1] : tensor<32768xf32>
+// KEEP-LABEL: func.func @train_update
+
+// NOSTEP: error: llamac-plan-fsdp needs @train_grad and @train_update (run it after llamac-train-step)
+// ZERO: error: llamac-plan-fsdp: ranks must be at least 1
