@@ -173,6 +173,16 @@ std::string call(const Launch &l) {
            scalar(l.inputs[n]) + ", " + F(l, "max_norm") + ", " + outp(l, 0) + ", " +
            outp(l, 1) + "); }";
   }
+  case KernelKind::Pointwise: {
+    // The body inline in a lambda the kernel's parallel loop calls per element.
+    static const char *const math[5] = {"std::exp", "std::log", "std::sqrt", "cpu::rsqrt",
+                                        "cpu::maximum"};
+    std::string captures;
+    for (size_t k = 0; k < l.inputs.size(); ++k)
+      captures += "in" + std::to_string(k) + " = " + in(l, k) + ", ";
+    return "cpu::pointwise(" + I(l, "n") + ", [" + captures + "out = " + outp(l, 0) +
+           "](int64_t i) { " + pointwiseBody(l, math) + " })";
+  }
   case KernelKind::AdamW:
     return "cpu::adamw(" + outp(l, 0) + ", " + in(l, 1) + ", " + outp(l, 1) + ", " +
            outp(l, 2) + ", " + I(l, "n") + ", " + scalar(l.inputs[4]) + ", " +
@@ -191,7 +201,8 @@ void llamac::kir::emitCpuPreamble(llvm::raw_ostream &os) {
      << "#include \"runtime/Device.h\"\n"
      << "#include \"runtime/Program.h\"\n"
      << "#include \"runtime/cpu/CpuKernels.h\"\n\n"
-     << "#include <cstddef>\n#include <cstdint>\n#include <cstdio>\n#include <cstdlib>\n\n"
+     << "#include <cmath>\n#include <cstddef>\n#include <cstdint>\n#include <cstdio>\n"
+     << "#include <cstdlib>\n\n"
      << "using namespace llamac;\n\n"
      << "namespace {\n\n"
      << "template <class T> T *at(std::byte *base, int64_t offset) {\n"

@@ -5,6 +5,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -12,10 +13,8 @@ using namespace llamac::kir;
 
 namespace {
 
-/// Head dimensions FlashAttention.cuh is instantiated for.
-bool attentionHeadDimSupported(int64_t d) {
-  return d == 16 || d == 32 || d == 64 || d == 80 || d == 96 || d == 128;
-}
+/// Head dimensions FlashAttention.cuh can be instantiated for (its static_asserts).
+bool attentionHeadDimSupported(int64_t d) { return d % 16 == 0 && d >= 16 && d <= 128; }
 
 std::string cType(ElemType t) {
   switch (t) {
@@ -31,10 +30,45 @@ std::string cType(ElemType t) {
   return "float";
 }
 
+/// The cuda::Precision enumerator of --precision `name` (bf16 when it is not recorded).
+std::string precisionEnumerator(const std::string &name) {
+  return name.empty() || name == "bf16" ? "BF16" : name == "tf32" ? "TF32" : "F32";
+}
+
+/// The generated __global__ kernels of a program's Pointwise launches, one per distinct
+/// body and input count, named pointwise_<k>.
+struct PointwiseKernels {
+  std::map<std::string, std::string> nameOf; ///< body statements -> kernel name
+  std::string definitions;
+
+  static std::string statements(const Launch &l) {
+    static const char *const math[5] = {"expf", "logf", "sqrtf", "rsqrtf", "llamac_maximum"};
+    return std::to_string(l.inputs.size()) + ":" + pointwiseBody(l, math);
+  }
+
+  const std::string &kernelFor(const Launch &l) {
+    std::string key = statements(l);
+    auto it = nameOf.find(key);
+    if (it != nameOf.end())
+      return it->second;
+    std::string name = "pointwise_" + std::to_string(nameOf.size());
+    std::string params;
+    for (size_t k = 0; k < l.inputs.size(); ++k)
+      params += ", const float *in" + std::to_string(k);
+    // No __restrict__: the output may be one of the inputs (in-place accumulation).
+    definitions += "// " + l.origin + "\n__global__ void " + name + "(int64_t n" + params +
+                   ", float *out) {\n  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + "
+                   "threadIdx.x; i < n;\n       i += int64_t(gridDim.x) * blockDim.x) {\n    " +
+                   key.substr(key.find(':') + 1) + "\n  }\n}\n\n";
+    return nameOf.emplace(key, name).first->second;
+  }
+};
+
 /// One entry function being written: where its arguments sit in the staging buffer, and
 /// the launches that report bad ids in the error words.
 struct FunctionEmitter {
   const Function &fn;
+  PointwiseKernels &pointwise;
   std::string precision; ///< cuda::Precision enumerator of the GEMMs' products
   std::vector<int64_t> inOffset, outOffset;
   int64_t stagingBytes = 0;
@@ -44,8 +78,8 @@ struct FunctionEmitter {
   };
   std::vector<Check> checks;
 
-  FunctionEmitter(const Function &f, std::string precision)
-      : fn(f), precision(std::move(precision)) {
+  FunctionEmitter(const Function &f, PointwiseKernels &pointwise, std::string precision)
+      : fn(f), pointwise(pointwise), precision(std::move(precision)) {
     auto place = [&](const std::vector<TensorSig> &sigs, std::vector<int64_t> &offsets) {
       for (const TensorSig &s : sigs) {
         offsets.push_back(stagingBytes);
@@ -178,8 +212,10 @@ struct FunctionEmitter {
              ")";
     }
     case KernelKind::FlashAttention:
+      // bf16 tensor cores with bf16 products, f32 CUDA cores otherwise (FlashAttention.cuh).
       return "cuda::flashAttention<" + I(l, "D") + ", " + I(l, "block_q") + ", " +
-             I(l, "block_k") + ">(" + in(l, 0) + ", " + in(l, 1) + ", " + in(l, 2) + ", " +
+             I(l, "block_k") + (precision == "BF16" ? "" : ", false") + ">(" + in(l, 0) +
+             ", " + in(l, 1) + ", " + in(l, 2) + ", " +
              I(l, "B") + ", " + I(l, "T") + ", " + I(l, "S") + ", " + I(l, "H") + ", " +
              I(l, "Hkv") + ", " + B(l, "causal") + ", " + I(l, "window") + ", float(" +
              F(l, "scale") + "), " + out(l, 0) + ", " + out(l, 1) + ", " + st + ")";
@@ -217,6 +253,16 @@ struct FunctionEmitter {
              grads + "}; cuda::gradClip(grads, sizes, " + std::to_string(n) + ", " +
              in(l, n) + ", " + F(l, "max_norm") + ", " + out(l, 0) + ", " + out(l, 1) + ", " +
              st + ")";
+    }
+    case KernelKind::Pointwise: {
+      // A kernel generated for this body (PointwiseKernels), grid-stride over n elements.
+      int64_t n = l.intAttr("n");
+      int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, 65535));
+      std::string args;
+      for (size_t k = 0; k < l.inputs.size(); ++k)
+        args += ", " + in(l, k);
+      return pointwise.kernelFor(l) + "<<<" + std::to_string(blocks) + ", 256, 0, " + st +
+             ">>>(" + std::to_string(n) + args + ", " + out(l, 0) + ")";
     }
     case KernelKind::AdamW:
       return "cuda::adamw(" + out(l, 0) + ", " + in(l, 1) + ", " + out(l, 1) + ", " + out(l, 2) +
@@ -328,8 +374,8 @@ bool llamac::kir::cudaSupports(const Launch &launch, std::string *why) {
   case KernelKind::FlashAttentionGrad:
   case KernelKind::AttentionKVCache:
     if (!attentionHeadDimSupported(launch.intAttr("D"))) {
-      *why = "the CUDA attention kernels support head dimensions 16, 32, 64, 80, 96 and 128, "
-             "not " +
+      *why = "the CUDA attention kernels support head dimensions that are multiples of 16 up "
+             "to 128, not " +
              std::to_string(launch.intAttr("D"));
       return false;
     }
@@ -361,12 +407,34 @@ void llamac::kir::emitCuda(const Program &p, const std::string &command, llvm::r
      << "  } while (0)\n\n";
   // --precision (Compile.cpp records it): the products of the GEMMs.
   auto it = p.config.find("precision");
-  std::string precision = it == p.config.end() || it->second == "bf16" ? "BF16"
-                          : it->second == "tf32"                      ? "TF32"
-                                                                      : "F32";
+  std::string precision = precisionEnumerator(it == p.config.end() ? "" : it->second);
+  // Functions first into a buffer: their Pointwise launches define the generated kernels,
+  // which go before them.
+  PointwiseKernels pointwise;
+  std::string functions;
+  llvm::raw_string_ostream fs(functions);
   for (const Function &f : p.functions) {
-    FunctionEmitter e(f, precision);
-    e.emit(os);
+    FunctionEmitter e(f, pointwise, precision);
+    e.emit(fs);
   }
+  if (!pointwise.definitions.empty())
+    os << "// Generated kernels of the fused pointwise chains.\n"
+       << "__device__ inline float llamac_maximum(float a, float b) {\n"
+       << "  return a != a || b != b ? a + b : (a > b ? a : b); // NaN-propagating\n}\n\n"
+       << pointwise.definitions;
+  os << functions;
   emitProgramSpec(p, "cuda::createCudaDevice", os);
+}
+
+std::string llamac::kir::emitCudaCall(const Launch &launch, const std::vector<int64_t> &inOffsets,
+                                      const std::vector<int64_t> &outOffsets,
+                                      const std::string &precision) {
+  // An emitter for a function without arguments, given the caller's staging layout; its
+  // error-word count and generated kernels are dropped with it.
+  static const Function none;
+  PointwiseKernels pointwise;
+  FunctionEmitter e(none, pointwise, precisionEnumerator(precision));
+  e.inOffset = inOffsets;
+  e.outOffset = outOffsets;
+  return e.call(launch, 0);
 }

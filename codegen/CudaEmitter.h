@@ -16,7 +16,9 @@
 
 #include "codegen/KernelIR.h"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace llamac::kir {
 
@@ -25,6 +27,18 @@ bool cudaSupports(const Launch &launch, std::string *why);
 
 /// `command` is recorded in the file's header comment.
 void emitCuda(const Program &program, const std::string &command, llvm::raw_ostream &os);
+
+/// The call that emitCuda writes for `launch` (inside its LAUNCH(...)), for code that issues
+/// single launches outside an entry function (the benchmark of `llamac tune --target cuda`).
+/// The call names what a body in emitCuda's output has in scope: `X` (the execution state:
+/// X.stream(i), X.gemm(), X.blas(status)), the regions `A`, `P`, `C` and the staging buffer
+/// `S`, where input i of the launch's function sits at inOffsets[i] and output i at
+/// outOffsets[i], `E` (the error words; validating kinds report in E + 0) and at<T>(base,
+/// offset). `precision` is the program's --precision ("bf16", "tf32" or "f32"; the config
+/// entry). Pointwise launches, whose kernels are generated per program, are not supported.
+std::string emitCudaCall(const Launch &launch, const std::vector<int64_t> &inOffsets,
+                         const std::vector<int64_t> &outOffsets,
+                         const std::string &precision = "bf16");
 
 } // namespace llamac::kir
 

@@ -38,6 +38,50 @@ std::string llamac::kir::identifier(const std::string &s) {
   return r;
 }
 
+std::string llamac::kir::pointwiseBody(const Launch &launch, const char *const math[5]) {
+  std::string out;
+  auto v = [](int k) { return "v" + std::to_string(k); };
+  for (size_t k = 0; k < launch.body.size(); ++k) {
+    const ScalarOp &o = launch.body[k];
+    std::string e;
+    switch (o.kind) {
+    case ScalarOp::Input:
+      e = "in" + std::to_string(o.a) + "[i]";
+      break;
+    case ScalarOp::Constant:
+      e = "float(" + lit(o.value) + ")";
+      break;
+    case ScalarOp::Add:
+      e = v(o.a) + " + " + v(o.b);
+      break;
+    case ScalarOp::Sub:
+      e = v(o.a) + " - " + v(o.b);
+      break;
+    case ScalarOp::Mul:
+      e = v(o.a) + " * " + v(o.b);
+      break;
+    case ScalarOp::Div:
+      e = v(o.a) + " / " + v(o.b);
+      break;
+    case ScalarOp::Maximum:
+      e = std::string(math[4]) + "(" + v(o.a) + ", " + v(o.b) + ")";
+      break;
+    case ScalarOp::Neg:
+      e = "-" + v(o.a);
+      break;
+    case ScalarOp::Exp:
+    case ScalarOp::Log:
+    case ScalarOp::Sqrt:
+    case ScalarOp::Rsqrt:
+      e = std::string(math[o.kind - ScalarOp::Exp]) + "(" + v(o.a) + ")";
+      break;
+    }
+    out += "float " + v(int(k)) + " = " + e + "; ";
+  }
+  out += "out[i] = " + v(int(launch.body.size()) - 1) + ";";
+  return out;
+}
+
 void llamac::kir::emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name,
                      llvm::raw_ostream &os) {
   os << "const rt::TensorSpec " << name << "[] = {\n";

@@ -23,6 +23,11 @@ std::string escape(const std::string &s);
 /// `s` with every character that cannot be in a C++ identifier replaced by '_'.
 std::string identifier(const std::string &s);
 
+/// The statements of a Pointwise launch's body for element `i`: `float v<k> = ...;` per
+/// entry, reading input k as `in<k>[i]`, then `out[i] = v<last>;`. `math` names the
+/// target's functions: "exp", "log", "sqrt", "rsqrt", "max" (NaN-propagating) in that order.
+std::string pointwiseBody(const Launch &launch, const char *const math[5]);
+
 /// `const rt::TensorSpec <name>[]` for a function's inputs or outputs.
 void emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name,
                      llvm::raw_ostream &os);

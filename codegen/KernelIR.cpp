@@ -84,6 +84,8 @@ const Signature kSignatures[] = {
     // param, grad, m, v are updated in place: the outputs name the same storage as
     // inputs 0, 2, 3; then lr, step, grad_scale scalars as inputs 4..6.
     {KernelKind::AdamW, "adamw", 7, 3},
+    // Any number of inputs of the output's element count; the body says what it computes.
+    {KernelKind::Pointwise, "pointwise", -1, 1},
 };
 
 const Signature &signatureOf(KernelKind kind) {
@@ -112,6 +114,12 @@ std::string describe(const BufferRef &b) {
 } // namespace
 
 const char *llamac::kir::kernelName(KernelKind k) { return signatureOf(k).name; }
+
+const char *llamac::kir::scalarOpName(ScalarOp::Kind kind) {
+  static const char *const names[] = {"in",  "const", "add", "sub",  "mul",  "div",
+                                      "max", "neg",   "exp", "log",  "sqrt", "rsqrt"};
+  return names[kind];
+}
 
 int64_t BufferRef::elements() const {
   int64_t n = 1;
@@ -180,6 +188,22 @@ bool llamac::kir::verify(const Program &program, std::string *why) {
       if (sig.outputs >= 0 && int(l.outputs.size()) != sig.outputs)
         return fail("expects " + std::to_string(sig.outputs) + " outputs, has " +
                     std::to_string(l.outputs.size()));
+      if (l.kind == KernelKind::Pointwise) {
+        if (l.body.empty())
+          return fail("has an empty body");
+        for (size_t k = 0; k < l.body.size(); ++k) {
+          const ScalarOp &o = l.body[k];
+          bool unary = o.kind >= ScalarOp::Neg, binary = o.kind >= ScalarOp::Add && !unary;
+          if (o.kind == ScalarOp::Input ? (o.a < 0 || o.a >= int(l.inputs.size()))
+                                        : ((unary || binary) && (o.a < 0 || o.a >= int(k))) ||
+                                              (binary && (o.b < 0 || o.b >= int(k))))
+            return fail("body entry " + std::to_string(k) + " (" + scalarOpName(o.kind) +
+                        ") names an operand it cannot");
+        }
+        for (const BufferRef &b : l.inputs)
+          if (b.elements() != l.outputs[0].elements())
+            return fail("input " + describe(b) + " does not have the output's element count");
+      }
       auto check = [&](const BufferRef &b) -> bool {
         if (b.offset < 0)
           return fail("buffer " + describe(b) + " has a negative offset");
@@ -263,7 +287,25 @@ void llamac::kir::print(const Program &p, llvm::raw_ostream &os) {
         os << (first ? "" : ", ") << k << " = " << llvm::format("%g", v);
         first = false;
       }
-      os << "} stream " << l.stream;
+      os << "}";
+      if (!l.body.empty()) {
+        os << " body(";
+        for (size_t k = 0; k < l.body.size(); ++k) {
+          const ScalarOp &o = l.body[k];
+          os << (k ? "; " : "") << "%" << k << " = " << scalarOpName(o.kind);
+          if (o.kind == ScalarOp::Input)
+            os << " " << o.a;
+          else if (o.kind == ScalarOp::Constant)
+            os << " " << llvm::format("%g", o.value);
+          else {
+            os << " %" << o.a;
+            if (o.b >= 0)
+              os << ", %" << o.b;
+          }
+        }
+        os << ")";
+      }
+      os << " stream " << l.stream;
       for (int w : l.waits)
         os << " wait " << w;
       if (l.records >= 0)

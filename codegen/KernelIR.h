@@ -65,8 +65,21 @@ enum class KernelKind {
   FlashAttention, FlashAttentionGrad, AttentionKVCache,
   CrossEntropy, CrossEntropyGrad,
   LRSchedule, GradClip, AdamW,
+  Pointwise,
 };
 const char *kernelName(KernelKind k); // "gemm_nt", "rms_norm", ...
+
+/// One scalar operation of a Pointwise launch's body (llama.fused_elementwise): the body is
+/// a list in evaluation order; operand `a`, `b` name earlier entries, and the last entry is
+/// the element written. Input reads element i of launch input `a`; Constant is `value`.
+/// Every entry is an f32 value, rounded as f32 arithmetic rounds.
+struct ScalarOp {
+  enum Kind { Input, Constant, Add, Sub, Mul, Div, Maximum, Neg, Exp, Log, Sqrt, Rsqrt };
+  Kind kind;
+  int a = -1, b = -1;
+  double value = 0;
+};
+const char *scalarOpName(ScalarOp::Kind kind); // "in", "const", "add", ...
 
 struct Launch {
   KernelKind kind;
@@ -75,6 +88,8 @@ struct Launch {
   /// Shapes and settings, by name ("M", "eps", "causal", ...), in a fixed order per kind.
   std::vector<std::pair<std::string, int64_t>> ints;
   std::vector<std::pair<std::string, double>> floats;
+  /// Pointwise: the scalar body the target's emitter writes out as its own loop or kernel.
+  std::vector<ScalarOp> body;
   /// Execution: the stream it is issued on, events it waits for first, event it records.
   int stream = 0;
   std::vector<int> waits;

@@ -17,11 +17,13 @@
 #include "passes/MemoryPlan.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -288,7 +290,7 @@ LogicalResult FunctionLowering::checkTypes() {
 /// operand (the in-place accumulation into a gradient).
 bool isElementwise(Operation *op) {
   return isa<AddOp, SubOp, MulOp, DivOp, MaxOp, ScaleOp, NegOp, ExpOp, LogOp, SqrtOp, RsqrtOp,
-             SiLUOp, SigmoidOp>(op);
+             SiLUOp, SigmoidOp, FusedElementwiseOp>(op);
 }
 
 void FunctionLowering::decideStorage() {
@@ -910,6 +912,56 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     l.ints = {{"op", code}, {"n", numElements(op->getResult(0))}};
     return success();
   }
+  if (auto f = dyn_cast<FusedElementwiseOp>(op)) {
+    // The body's scalar ops, in block order, become the launch's body (KernelIR.h).
+    Block &body = f.getBody().front();
+    std::vector<ScalarOp> scalars;
+    DenseMap<Value, int> index;
+    for (auto [k, arg] : llvm::enumerate(body.getArguments())) {
+      index[arg] = int(scalars.size());
+      scalars.push_back({ScalarOp::Input, int(k)});
+    }
+    for (Operation &s : body.without_terminator()) {
+      auto operand = [&](unsigned k) { return index.lookup(s.getOperand(k)); };
+      std::optional<ScalarOp> o =
+          llvm::TypeSwitch<Operation *, std::optional<ScalarOp>>(&s)
+              .Case([&](arith::AddFOp) { return ScalarOp{ScalarOp::Add, operand(0), operand(1)}; })
+              .Case([&](arith::SubFOp) { return ScalarOp{ScalarOp::Sub, operand(0), operand(1)}; })
+              .Case([&](arith::MulFOp) { return ScalarOp{ScalarOp::Mul, operand(0), operand(1)}; })
+              .Case([&](arith::DivFOp) { return ScalarOp{ScalarOp::Div, operand(0), operand(1)}; })
+              .Case([&](arith::MaximumFOp) {
+                return ScalarOp{ScalarOp::Maximum, operand(0), operand(1)};
+              })
+              .Case([&](arith::NegFOp) { return ScalarOp{ScalarOp::Neg, operand(0)}; })
+              .Case([&](math::ExpOp) { return ScalarOp{ScalarOp::Exp, operand(0)}; })
+              .Case([&](math::LogOp) { return ScalarOp{ScalarOp::Log, operand(0)}; })
+              .Case([&](math::SqrtOp) { return ScalarOp{ScalarOp::Sqrt, operand(0)}; })
+              .Case([&](math::RsqrtOp) { return ScalarOp{ScalarOp::Rsqrt, operand(0)}; })
+              .Case([&](arith::ConstantOp c) -> std::optional<ScalarOp> {
+                if (auto v = dyn_cast<FloatAttr>(c.getValue()))
+                  return ScalarOp{ScalarOp::Constant, -1, -1, v.getValueAsDouble()};
+                return std::nullopt;
+              })
+              .Default([](Operation *) { return std::nullopt; });
+      if (!o)
+        return s.emitError("code generation has no scalar form of '")
+               << s.getName() << "' in a fused_elementwise body";
+      index[s.getResult(0)] = int(scalars.size());
+      scalars.push_back(*o);
+    }
+    // The yielded value last: max(y, y) is y exactly (NaN and -0 included) when the body
+    // yields an earlier entry or an argument.
+    int yielded = index.lookup(cast<YieldOp>(body.getTerminator()).getValue());
+    if (yielded != int(scalars.size()) - 1)
+      scalars.push_back({ScalarOp::Maximum, yielded, yielded});
+    Launch &l = launch(KernelKind::Pointwise, op);
+    for (Value v : f.getInputs())
+      l.inputs.push_back(ref(v));
+    l.outputs = {ref(f.getResult())};
+    l.ints = {{"n", numElements(f.getResult())}};
+    l.body = std::move(scalars);
+    return success();
+  }
   if (auto s = dyn_cast<ScaleOp>(op)) {
     Launch &l = launch(KernelKind::Scale, op);
     l.inputs = {ref(s.getInput())};
@@ -959,7 +1011,7 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     }
     return success();
   }
-  return op->emitError("the CPU back end has no kernel for '") << op->getName() << "'";
+  return op->emitError("code generation has no kernel for '") << op->getName() << "'";
 }
 
 } // namespace

@@ -1,8 +1,9 @@
 //===- TuningDB.cpp - the tuning database of `llamac tune` ---------------------------===//
 //
 // Text-format Protobuf I/O for tuning.proto, validation of what is read, the lookup by
-// device, and the CPU's device key (from /proc/cpuinfo and the BLIS version configured in
-// codegen/CMakeLists.txt).
+// device, the CPU's device key (from /proc/cpuinfo and the BLIS version configured in
+// codegen/CMakeLists.txt), and the GPU's (from what the CUDA benchmark reports, or, for the
+// compiler, from the CUDA toolkit's headers).
 //
 //===----------------------------------------------------------------------------------===//
 #include "codegen/TuningDB.h"
@@ -189,6 +190,52 @@ std::string cpuLibraries() {
   return std::string("blis ") + LLAMAC_BLIS_VERSION + "; " + kCpuKernelsVersion;
 }
 
+DeviceKey cudaDevice(const std::string &name, int major, int minor, int runtimeVersion,
+                     uint64_t cublasLtVersion) {
+  std::string model = collapseSpaces(name);
+  DeviceKey key;
+  key.description = "gpu: " + (model.empty() ? std::string("unknown") : model) + "; sm_" +
+                    std::to_string(major) + std::to_string(minor);
+  key.libraries = cudaLibraries(runtimeVersion, cublasLtVersion);
+  return key;
+}
+
+std::string cudaLibraries(int runtimeVersion, uint64_t cublasLtVersion) {
+  return "cuda runtime " + std::to_string(runtimeVersion / 1000) + "." +
+         std::to_string(runtimeVersion % 1000 / 10) + "; cublasLt " +
+         std::to_string(cublasLtVersion) + "; " + kCudaKernelsVersion;
+}
+
+std::string cudaToolkitLibraries(const std::string &includeDir) {
+  // The integer values of the `#define NAME <digits>` lines of a header.
+  auto defines = [&](const std::string &header) {
+    std::map<std::string, long long> values;
+    std::ifstream in(includeDir + "/" + header);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream words(line);
+      std::string directive, name, value;
+      if (!(words >> directive >> name >> value) || directive != "#define" ||
+          value.find_first_not_of("0123456789") != std::string::npos || value.size() > 12)
+        continue;
+      values.emplace(name, std::stoll(value));
+    }
+    return values;
+  };
+  auto runtime = defines("cuda_runtime_api.h");
+  auto blas = defines("cublas_api.h");
+  if (!runtime.count("CUDART_VERSION") || !blas.count("CUBLAS_VER_MAJOR") ||
+      !blas.count("CUBLAS_VER_MINOR") || !blas.count("CUBLAS_VER_PATCH"))
+    return "";
+  // cublasLtGetVersion() is CUBLAS_VERSION: 10000 major + 100 minor + patch.
+  uint64_t lt = uint64_t(blas["CUBLAS_VER_MAJOR"] * 10000 + blas["CUBLAS_VER_MINOR"] * 100 +
+                         blas["CUBLAS_VER_PATCH"]);
+  return cudaLibraries(int(runtime["CUDART_VERSION"]), lt);
+}
+
+bool isCpuDevice(const DeviceKey &device) { return device.description.rfind("cpu: ", 0) == 0; }
+bool isGpuDevice(const DeviceKey &device) { return device.description.rfind("gpu: ", 0) == 0; }
+
 DeviceKey currentCpuDevice(int threads) {
   // Read as a stream: /proc files report a size of 0, so readFileBytes would read nothing. A
   // missing /proc (some containers) leaves the model and ISA unknown rather than failing:
@@ -362,6 +409,67 @@ const Entry *Database::lookup(const DeviceKey &device, const std::string &kernel
           " has entries for " + others + ", not for " +
           (sameHardware ? device.str() : device.description) + "; ignoring them";
   return nullptr;
+}
+
+bool Database::selectGpu(const std::string &filter, const std::string &libraries,
+                         DeviceKey *device, std::string *note, std::string *error) const {
+  *device = DeviceKey{};
+  if (note)
+    note->clear();
+  const std::string where =
+      "tuning database " + (path_.empty() ? std::string("(unsaved)") : path_);
+  // The GPUs by description, each with the libraries its entries were measured with.
+  std::map<std::string, std::vector<std::string>> gpus;
+  bool cpus = false;
+  for (const auto &entry : devices_) {
+    if (isGpuDevice(entry.first))
+      gpus[entry.first.description].push_back(entry.first.libraries);
+    cpus |= isCpuDevice(entry.first);
+  }
+  auto join = [](const std::vector<std::string> &names) {
+    std::string s;
+    for (const std::string &n : names)
+      s += (s.empty() ? "" : ", ") + n;
+    return s;
+  };
+  std::vector<std::string> all, matching;
+  for (const auto &gpu : gpus) {
+    all.push_back(gpu.first);
+    if (gpu.first.find(filter) != std::string::npos)
+      matching.push_back(gpu.first);
+  }
+  if (matching.empty() && !filter.empty())
+    return setError(error, where + " has no GPU matching --tuning-device '" + filter + "' (" +
+                               (all.empty() ? std::string("it has no GPU entries")
+                                            : "its GPUs: " + join(all)) +
+                               ")");
+  if (matching.empty()) {
+    if (note)
+      *note = where + " has no entries for a GPU" +
+              (cpus ? " (its CPU entries are for --target cpu)" : "") + "; ignoring it";
+    return true;
+  }
+  if (matching.size() > 1)
+    return setError(error, (filter.empty() ? where + " has entries for several GPUs"
+                                           : "--tuning-device '" + filter +
+                                                 "' matches several GPUs of " + where) +
+                               ": " + join(matching) + "; name one with --tuning-device");
+  const std::string &description = matching.front();
+  const std::vector<std::string> &measured = gpus[description];
+  std::string chosen = libraries;
+  if (chosen.empty()) {
+    if (measured.size() > 1)
+      return setError(error, where + " has entries for " + description +
+                                 " with several libraries (" + join(measured) +
+                                 ") and the program's are unknown");
+    chosen = measured.front();
+  }
+  *device = DeviceKey{description, chosen};
+  if (note)
+    *note = where + ": using the entries for " + description +
+            (filter.empty() ? std::string(", its only GPU")
+                            : ", the GPU matching --tuning-device '" + filter + "'");
+  return true;
 }
 
 void Database::put(const DeviceKey &device, Entry entry) {

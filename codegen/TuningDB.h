@@ -5,10 +5,13 @@
 // kind, shape and element type, with the winner's and the default's median times.
 //
 // A device is a DeviceKey: a description of the hardware (CPU model, ISA extensions, thread
-// count) and of the software that runs the kernels (BLIS's version and a version of llamac's
-// own kernels). Timings say nothing about another device, so lookups use only the entries of
-// an exactly equal key; one file can hold several devices (a shared home directory, a file
-// checked into a repository), and tuning on one device keeps the others' entries.
+// count; or GPU name and compute capability) and of the software that runs the kernels
+// (BLIS's version, or the CUDA runtime's and cuBLASLt's, and a version of llamac's own
+// kernels). Timings say nothing about another device, so lookups use only the entries of an
+// exactly equal key; one file can hold several devices (a shared home directory, a file
+// checked into a repository), and tuning on one device keeps the others' entries. A CPU is
+// known where the compiler runs; a GPU is not, so `llamac compile --target cuda` picks one
+// of the file's GPUs (Database::selectGpu).
 //
 // The file is Protobuf text format (runtime/proto/tuning.proto), readable and editable by
 // hand, written sorted so that it diffs well:
@@ -90,6 +93,33 @@ DeviceKey cpuDeviceFromCpuinfo(const std::string &cpuinfo, int threads);
 /// The BLIS this build links and kCpuKernelsVersion: "blis <version>; llamac cpu kernels 1".
 std::string cpuLibraries();
 
+/// Bumped whenever llamac's CUDA kernels (runtime/cuda) change in a way that can move a
+/// tuning result, so that old results stop applying.
+inline constexpr const char *kCudaKernelsVersion = "llamac cuda kernels 1";
+
+/// The key of a GPU, from what the benchmark of `llamac tune --target cuda` reads on it:
+/// description "gpu: <name, blanks collapsed>; sm_<major><minor>" (cudaDeviceProp's name and
+/// compute capability), libraries cudaLibraries(runtimeVersion, cublasLtVersion).
+DeviceKey cudaDevice(const std::string &name, int major, int minor, int runtimeVersion,
+                     uint64_t cublasLtVersion);
+
+/// "cuda runtime <major>.<minor>; cublasLt <cublasLtVersion>; llamac cuda kernels 1", from
+/// cudaRuntimeGetVersion's number (1000 major + 10 minor: 12040 is 12.4) and
+/// cublasLtGetVersion's (10000 major + 100 minor + patch: 120402).
+std::string cudaLibraries(int runtimeVersion, uint64_t cublasLtVersion);
+
+/// cudaLibraries() of the CUDA toolkit whose headers are in `includeDir`: CUDART_VERSION of
+/// cuda_runtime_api.h and CUBLAS_VER_MAJOR, _MINOR and _PATCH of cublas_api.h, which is what
+/// a program built against the toolkit reports when it runs with the toolkit's libraries.
+/// `llamac compile --target cuda` cannot ask the GPU; it compares these with the tuned
+/// entries' libraries. "" when a header or a version in it is missing.
+std::string cudaToolkitLibraries(const std::string &includeDir);
+
+/// Whether `device` is a CPU key ("cpu: ...", for --target cpu) or a GPU key ("gpu: ...",
+/// for --target cuda).
+bool isCpuDevice(const DeviceKey &device);
+bool isGpuDevice(const DeviceKey &device);
+
 /// A tunable and the value chosen for it.
 struct Choice {
   std::string name;
@@ -105,7 +135,9 @@ struct Entry {
   std::string kernel;
   /// The canonical key of the non-tunable attributes (kir::shapeKey).
   std::string shape;
-  /// The element type, e.g. "f32".
+  /// The element type, e.g. "f32". CUDA entries name the precision of the products
+  /// (`--precision`: "bf16", "tf32" or "f32"), which selects other kernels: cuBLASLt's
+  /// candidates (what `algo` indexes) and the attention forward's tensor-core variant.
   std::string dtype;
   /// The winner, in the tuner's order of tunables; names are unique.
   std::vector<Choice> choices;
@@ -153,6 +185,22 @@ public:
   const Entry *lookup(const DeviceKey &device, const std::string &kernel,
                       const std::string &shape, const std::string &dtype,
                       std::string *note = nullptr) const;
+
+  /// Picks the GPU whose entries `llamac compile --target cuda` applies: the compiler does
+  /// not run on the GPU, so it is named by --tuning-device (`filter`, a substring of a GPU
+  /// key's description; "" for none) or, without one, is the only GPU in the database.
+  /// `libraries` is what the program will run with (cudaToolkitLibraries()).
+  ///
+  /// On success sets `device` to the GPU's description with `libraries` (lookup() then
+  /// notes entries of other libraries and ignores them) and `note` to "tuning database
+  /// <path>: using the entries for <description>" with why it was chosen. When `libraries`
+  /// is "" (unknown) it takes the libraries of the GPU's entries, which must then be of one
+  /// set. When the database holds no GPU entries and `filter` is "", succeeds with `device`
+  /// cleared (nothing applies) and a note saying so. Fails, with `error` listing the GPUs,
+  /// when `filter` matches none or several descriptions, or when it is "" and the database
+  /// has several GPUs. CPU keys never match: they are for --target cpu.
+  bool selectGpu(const std::string &filter, const std::string &libraries, DeviceKey *device,
+                 std::string *note, std::string *error) const;
 
   /// Adds `entry` for `device`, replacing one with the same kernel, shape and dtype.
   void put(const DeviceKey &device, Entry entry);

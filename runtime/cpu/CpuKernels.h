@@ -53,6 +53,19 @@ void unary(Unary op, const float *in, int64_t n, float *out);
 /// out[i] = in[i] * s
 void scale(const float *in, int64_t n, float s, float *out);
 
+/// A generated pointwise kernel (llama.fused_elementwise): `element(i)` computes and stores
+/// element i; the loop runs in parallel above a size where threads pay.
+template <class F> void pointwise(int64_t n, F element) {
+#pragma omp parallel for simd schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; ++i)
+    element(i);
+}
+/// The scalar functions of generated bodies: arith.maximumf (NaN-propagating) and rsqrt.
+inline float maximum(float a, float b) {
+  return a != a || b != b ? a + b : (a > b ? a : b);
+}
+inline float rsqrt(float x) { return 1.0f / __builtin_sqrtf(x); }
+
 //--- embedding --------------------------------------------------------------------------------
 /// out[i, :] = table[tokens[i], :]; false (nothing written past the bad row) when a token is
 /// outside [0, vocab); *badIndex then names the position.

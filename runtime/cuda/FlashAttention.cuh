@@ -4,9 +4,9 @@
 // with constants: the head dimension D and the tile sizes BQ (query rows) and BK (keys), the
 // autotuner's parameters. Three host functions, all in namespace llamac::cuda:
 //
-//   flashAttention<D, BQ, BK>      the forward: out and the row log-sum-exp lse;
-//   flashAttentionGrad<D, BQ, BK>  the backward: dq, dk, dv;
-//   attentionKVCache<D>            inference against a KV cache (batch 1).
+//   flashAttention<D, BQ, BK, Bf16>  the forward: out and the row log-sum-exp lse;
+//   flashAttentionGrad<D, BQ, BK>    the backward: dq, dk, dv;
+//   attentionKVCache<D>              inference against a KV cache (batch 1).
 //
 // Semantics are exactly those of llamac::cpu::flashAttention, flashAttentionGrad and
 // attentionKVCache (runtime/cpu/CpuKernels.cpp), which test/gpu/FlashAttentionTest.cu
@@ -25,15 +25,21 @@
 // captured in a CUDA graph. No float atomics: every output element is written by exactly
 // one thread, in a fixed order, so results repeat bit for bit.
 //
-// Precision:
-//   - The forward runs its two matrix products on tensor cores (nvcuda::wmma, 16x16x16 bf16
-//     fragments, f32 accumulators; sm_80 and later): q, k and v are rounded to bf16 when
-//     their tiles are staged in shared memory, and so are the probabilities p = exp(s - m)
-//     before P V. Scores, the running max and sum, the accumulator and the output are f32.
-//     Expect a relative error of order 1e-2 of the output's magnitude against the f32 CPU
-//     kernel, and an absolute error of order 1e-2 in lse.
-//   - The backward and the KV-cache kernel compute in f32 on the CUDA cores (a relative
-//     error of order 1e-6, summation order aside).
+// Precision: the forward comes in two variants, chosen by its Bf16 parameter (the generated
+// program's --precision: bf16 for the bf16 programs, f32 for the f32 and tf32 ones):
+//   - Bf16 = true (the default): the two matrix products run on tensor cores
+//     (nvcuda::wmma, 16x16x16 bf16 fragments, f32 accumulators; sm_80 and later): q, k and v
+//     are rounded to bf16 when their tiles are staged in shared memory, and so are the
+//     probabilities p = exp(s - m) before P V. Scores, the running max and sum, the
+//     accumulator and the output are f32. Expect a relative error of order 1e-2 of the
+//     output's magnitude against the f32 CPU kernel, and an absolute error of order 1e-2 in
+//     lse.
+//   - Bf16 = false: everything in f32 on the CUDA cores (FMAs; the same tiles, masks and
+//     online softmax), so the result matches the CPU kernel to a relative error of order
+//     1e-6 of the output's magnitude and an absolute error of order 1e-6 in lse, summation
+//     order aside. Slower than the tensor cores.
+//   - The backward and the KV-cache kernel always compute in f32 on the CUDA cores (a
+//     relative error of order 1e-6, summation order aside).
 //
 // Legal instantiations (static_asserts): D in {16, 32, 48, ..., 128} (D % 16 == 0,
 // D <= 128); BQ in {64, 128}; BK in {32, 64}. Every combination fits the shared memory of
@@ -97,6 +103,13 @@ __device__ __forceinline__ void storeBf16x4(__nv_bfloat16 *p, float4 x) {
   bits.y = *reinterpret_cast<uint32_t *>(&hi);
   *reinterpret_cast<uint2 *>(p) = bits;
 }
+
+/// Four floats stored into a shared-memory tile of either element type: f32 as they are
+/// (p 16-byte aligned), bf16 rounded (storeBf16x4).
+__device__ __forceinline__ void storeVec4(float *p, float4 x) {
+  *reinterpret_cast<float4 *>(p) = x;
+}
+__device__ __forceinline__ void storeVec4(__nv_bfloat16 *p, float4 x) { storeBf16x4(p, x); }
 
 /// Raises a kernel's dynamic shared memory limit to `bytes` on the current device, once per
 /// device (`done` is a bit set of devices, one per kernel instantiation). Below the default
@@ -215,28 +228,27 @@ __device__ __forceinline__ void loadTile(const float *base, int64_t first, int64
   }
 }
 
-/// Stores what loadTile<D, ROWS, NT, I0, N> loaded, rounded to bf16, into a [ROWS][LD] bf16
-/// tile.
-template <int D, int ROWS, int NT, int LD, int I0, int N>
-__device__ __forceinline__ void storeTile(__nv_bfloat16 *tile, int tid,
-                                          const float4 (&stage)[N]) {
+/// Stores what loadTile<D, ROWS, NT, I0, N> loaded into a [ROWS][LD] tile of bf16 (rounded;
+/// the tensor-core forward) or f32 (the f32 forward).
+template <int D, int ROWS, int NT, int LD, int I0, int N, typename E>
+__device__ __forceinline__ void storeTile(E *tile, int tid, const float4 (&stage)[N]) {
   constexpr int kVecs = ROWS * D / 4;
 #pragma unroll
   for (int i = 0; i < N; ++i) {
     int idx = tid + (I0 + i) * NT;
     if (idx < kVecs) {
       int r = idx / (D / 4), c4 = idx % (D / 4);
-      storeBf16x4(tile + r * LD + c4 * 4, stage[i]);
+      storeVec4(tile + r * LD + c4 * 4, stage[i]);
     }
   }
 }
 
 /// Stores a K or V tile: the first kPrefetch float4s per thread from `stage` (loaded
-/// earlier, their latency hidden behind the tensor-core work), the rest loaded now.
-template <int D, int BK, int NT, int LD, int kVecsPerThread, int kPrefetch>
-__device__ __forceinline__ void finishTile(__nv_bfloat16 *tile, const float *base,
-                                           int64_t first, int64_t limit, int64_t stride,
-                                           int tid, const float4 (&stage)[kPrefetch]) {
+/// earlier, their latency hidden behind the previous tile's products), the rest loaded now.
+template <int D, int BK, int NT, int LD, int kVecsPerThread, int kPrefetch, typename E>
+__device__ __forceinline__ void finishTile(E *tile, const float *base, int64_t first,
+                                           int64_t limit, int64_t stride, int tid,
+                                           const float4 (&stage)[kPrefetch]) {
   storeTile<D, BK, NT, LD, 0>(tile, tid, stage);
   if constexpr (kVecsPerThread > kPrefetch) {
     float4 rest[kVecsPerThread - kPrefetch];
@@ -491,6 +503,265 @@ __global__ void __launch_bounds__(FwdConfig<D, BQ, BK>::kThreads)
   // Tensor-core bf16 fragments need sm_80 or later.
   __trap();
 #endif
+}
+
+//===----------------------------------------------------------------------------------===//
+// Forward (f32, CUDA cores)
+//===----------------------------------------------------------------------------------===//
+//
+// flashAttention<D, BQ, BK, false>: the tensor-core forward's block mapping, key-tile loop,
+// prefetching and barriers (one block of BQ / 16 warps per query tile, the last tile first;
+// warp w owns the rows [16 w, 16 w + 16) of the tile and skips the key tiles none of them
+// sees), but the tiles stay f32 in shared memory and both products are f32 FMAs on the CUDA
+// cores: nothing is rounded to a narrower type.
+//
+// A warp is 4 groups of 8 lanes. Group g (lanes 8 g .. 8 g + 7) owns the 4 rows
+// 16 w + g + 4 r (r < 4) of its warp (the 4 groups read Q rows on distinct banks), and lane j
+// of the group
+//   1. in S = Q K^T takes the keys j + 8 i (i < BK / 8) of the tile: 4 x BK / 8 scores in
+//      registers, accumulated over D one float4 at a time (the 8 lanes of a group read 8 K
+//      rows on distinct banks, the 4 groups the same ones; a Q float4 is a broadcast within
+//      its group);
+//   2. in the online softmax keeps per row the running max m (the same on the group's 8
+//      lanes: the tile's max is reduced with three xor shuffles) and its own partial sum l
+//      of exp(s - m) over its keys, rescaled by the same alpha = exp(m_old - m_new) as the
+//      accumulator; the 8 partial sums are added once, after the loop, in a fixed order;
+//   3. in O += P V owns the float2 columns j + 8 c (c < D / 16) of its 4 rows (D / 4
+//      accumulators); the probabilities of key j' + 8 i come from lane j' of the group
+//      (__shfl_sync, width 8), the V row from shared memory (the 8 lanes read 64 contiguous
+//      bytes, the 4 groups the same ones).
+// Scores are in natural units as in the CPU kernel: s = scale q.k, p = exp(s - m),
+// lse = m + log l.
+//
+// Shared memory (dynamic, f32, rows padded to D + 4 floats), per block:
+//   sQ [BQ][D + 4]   the query tile (rows past T are zero)
+//   sK [BK][D + 4]   the key tile (rows past S are zero)
+//   sV [BK][D + 4]   the value tile (rows past S are zero: 0 * garbage is NaN)
+// At most 132 KB (D = 128, BQ = 128, BK = 64).
+
+template <int D, int BQ, int BK>
+struct FwdF32Config {
+  static constexpr int kThreads = FwdConfig<D, BQ, BK>::kThreads; // BQ / 16 warps
+  static constexpr int kGroup = 8;               // lanes that share query rows
+  static constexpr int kRows = 4;                // query rows per group (and lane)
+  static constexpr int kKeys = BK / kGroup;      // keys per lane in S = Q K^T
+  static constexpr int kCols = D / (2 * kGroup); // float2 columns per lane in P V
+  static constexpr int kLd = D + 4;              // floats per row of sQ, sK, sV
+  static constexpr int kStageVecs = FwdConfig<D, BQ, BK>::kStageVecs;
+  static constexpr int kPrefetch = FwdConfig<D, BQ, BK>::kPrefetch;
+  static constexpr size_t kSmemBytes = size_t(BQ + 2 * BK) * kLd * 4;
+};
+
+template <int D, int BQ, int BK>
+__global__ void __launch_bounds__(FwdF32Config<D, BQ, BK>::kThreads)
+    flashForwardF32Kernel(const float *__restrict__ q, const float *__restrict__ k,
+                          const float *__restrict__ v, int64_t B, int64_t T, int64_t S,
+                          int64_t H, int64_t Hkv, bool causal, int64_t window, float scale,
+                          float *__restrict__ out, float *__restrict__ lse) {
+  using Cfg = FwdF32Config<D, BQ, BK>;
+  constexpr int NT = Cfg::kThreads, LD = Cfg::kLd;
+  constexpr int G = Cfg::kGroup, RT = Cfg::kRows, KT = Cfg::kKeys, CT = Cfg::kCols;
+  static_assert(RT * (32 / G) == 16 && KT * G == BK && CT * 2 * G == D, "lane mapping");
+  constexpr float kNegInf = -INFINITY;
+  constexpr unsigned kFull = 0xffffffffu;
+
+  extern __shared__ __align__(16) float smemF[];
+  float *sQ = smemF, *sK = sQ + BQ * LD, *sV = sK + BK * LD;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int grp = lane / G, j = lane % G; // the lane's group and its place in it
+  // Block -> (query tile, batch, head), the last query tile first. In 32 bits (every factor
+  // divides the grid size): a 64-bit division is a call, around which ptxas spills.
+  const unsigned BH = unsigned(B * H), qTiles = unsigned((T + BQ - 1) / BQ);
+  const unsigned Hu = unsigned(H), group = Hu / unsigned(Hkv);
+  const unsigned tile = blockIdx.x, bh = tile % BH, hu = bh % Hu;
+  const int64_t qt = qTiles - 1 - tile / BH;
+  const int64_t b = bh / Hu, h = hu, kh = hu / group;
+  const int64_t t0 = qt * BQ;
+  const int rows = int(min64(BQ, T - t0)); // valid query rows of the tile
+  const int64_t shift = S - T;             // query t is at key position t + shift
+  const int64_t qStride = H * D, kvStride = Hkv * D;
+  const float *qTile = q + ((b * T + t0) * H + h) * D; // row r at qTile + r * qStride
+  const float *kHead = k + b * S * kvStride + kh * D;  // key s at kHead + s * kvStride
+  const float *vHead = v + b * S * kvStride + kh * D;
+
+  // The query tile, zero past T.
+  for (int idx = tid; idx < BQ * D / 4; idx += NT) {
+    const int r = idx / (D / 4), c4 = idx % (D / 4);
+    float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (r < rows)
+      x = load4(qTile + r * qStride + c4 * 4);
+    *reinterpret_cast<float4 *>(sQ + r * LD + c4 * 4) = x;
+  }
+
+  // The key tiles the block visits, as the bf16 forward. Key ranges below are relative to
+  // sBegin, in 32 bits (clamped to [-1, the end of the last tile]), which keeps the 64-bit
+  // values live in the loop few.
+  const KeyRange blockFirst = visibleKeys(t0 + shift, S, causal, window);
+  const KeyRange blockLast = visibleKeys(t0 + rows - 1 + shift, S, causal, window);
+  const int64_t sBegin = blockFirst.lo / BK * BK;
+  const int numTiles = blockLast.hi >= sBegin ? int((blockLast.hi - sBegin) / BK + 1) : 0;
+  const int64_t keyEnd = int64_t(numTiles) * BK;
+  auto relative = [&](int64_t s) { return int(max64(-1, min64(s - sBegin, keyEnd))); };
+  // The warp's rows (including rows past T, which are computed and never written) see keys
+  // in [warpLo, warpHi]; both ends grow with the row.
+  const bool warpActive = warp * 16 < rows;
+  const int warpLo = relative(visibleKeys(t0 + warp * 16 + shift, S, causal, window).lo);
+  const int warpHi = relative(visibleKeys(t0 + warp * 16 + 15 + shift, S, causal, window).hi);
+  const int row0 = warp * 16 + grp; // the lane's rows: row0 + 4 r (tile-relative)
+  int rowLo[RT], rowHi[RT];         // their visible keys
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    const KeyRange seen = visibleKeys(t0 + row0 + 4 * r + shift, S, causal, window);
+    rowLo[r] = relative(seen.lo);
+    rowHi[r] = relative(seen.hi);
+  }
+
+  constexpr int kVecs = Cfg::kStageVecs, kPre = Cfg::kPrefetch;
+  float4 stage[kPre];
+  if (numTiles > 0) {
+    loadTile<D, BK, NT, 0>(kHead, sBegin, S, kvStride, tid, stage);
+    finishTile<D, BK, NT, LD, kVecs>(sK, kHead, sBegin, S, kvStride, tid, stage);
+    loadTile<D, BK, NT, 0>(vHead, sBegin, S, kvStride, tid, stage);
+    finishTile<D, BK, NT, LD, kVecs>(sV, vHead, sBegin, S, kvStride, tid, stage);
+  }
+  __syncthreads();
+
+  float2 acc[RT][CT]; // O of rows row0 + 4 r, columns 2 (j + 8 c) and the next
+  float m[RT], l[RT]; // running max (the same on the group's lanes) and partial sum
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    m[r] = kNegInf;
+    l[r] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CT; ++c)
+      acc[r][c] = make_float2(0.f, 0.f);
+  }
+  float sc[RT][KT]; // scores, then probabilities, of rows row0 + 4 r, keys j + 8 i
+
+  for (int it = 0; it < numTiles; ++it) {
+    const int c0 = it * BK; // the tile's first key, relative to sBegin
+    const int64_t s0 = sBegin + c0;
+    const bool hasNext = it + 1 < numTiles;
+    if (hasNext) // the next K tile travels while this one is used
+      loadTile<D, BK, NT, 0>(kHead, s0 + BK, S, kvStride, tid, stage);
+    const bool compute = warpActive && c0 <= warpHi && c0 + BK - 1 >= warpLo;
+
+    if (compute) {
+      // 1. S = Q K^T.
+#pragma unroll
+      for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int i = 0; i < KT; ++i)
+          sc[r][i] = 0.0f;
+#pragma unroll 2
+      for (int c4 = 0; c4 < D / 4; ++c4) {
+        float4 qx[RT];
+#pragma unroll
+        for (int r = 0; r < RT; ++r)
+          qx[r] = *reinterpret_cast<const float4 *>(sQ + (row0 + 4 * r) * LD + c4 * 4);
+#pragma unroll
+        for (int i = 0; i < KT; ++i) {
+          const float4 kx = *reinterpret_cast<const float4 *>(sK + (j + G * i) * LD + c4 * 4);
+#pragma unroll
+          for (int r = 0; r < RT; ++r)
+            sc[r][i] += dot4(qx[r], kx);
+        }
+      }
+
+      // 2. Online softmax per row: columns [cLo, cHi] of this tile are visible.
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        const int cLo = max(0, min(rowLo[r] - c0, BK));
+        const int cHi = max(-1, min(rowHi[r] - c0, BK - 1));
+        float tileMax = kNegInf;
+#pragma unroll
+        for (int i = 0; i < KT; ++i) {
+          const int c = j + G * i;
+          const float x = (c >= cLo && c <= cHi) ? sc[r][i] * scale : kNegInf;
+          sc[r][i] = x;
+          tileMax = fmaxf(tileMax, x);
+        }
+#pragma unroll
+        for (int off = 1; off < G; off <<= 1)
+          tileMax = fmaxf(tileMax, __shfl_xor_sync(kFull, tileMax, off));
+        const float mNew = fmaxf(m[r], tileMax);
+        // A row that has seen nothing yet keeps p = 0 (exp(-inf - 0)) and alpha = 0.
+        const float base = mNew == kNegInf ? 0.0f : mNew;
+        const float alpha = expf(m[r] - base);
+        float sum = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KT; ++i) {
+          const float p = expf(sc[r][i] - base);
+          sc[r][i] = p;
+          sum += p;
+        }
+        l[r] = l[r] * alpha + sum;
+        m[r] = mNew;
+#pragma unroll
+        for (int c = 0; c < CT; ++c) {
+          acc[r][c].x *= alpha;
+          acc[r][c].y *= alpha;
+        }
+      }
+    }
+
+    __syncthreads(); // (A) every warp is done with sK
+    if (hasNext) {
+      finishTile<D, BK, NT, LD, kVecs>(sK, kHead, s0 + BK, S, kvStride, tid, stage);
+      loadTile<D, BK, NT, 0>(vHead, s0 + BK, S, kvStride, tid, stage);
+    }
+
+    if (compute) {
+      // 3. O += P V, key by key: j2 + 8 i, its probabilities from lane j2 of the group.
+#pragma unroll
+      for (int i = 0; i < KT; ++i) {
+#pragma unroll 4
+        for (int j2 = 0; j2 < G; ++j2) {
+          float p[RT];
+#pragma unroll
+          for (int r = 0; r < RT; ++r)
+            p[r] = __shfl_sync(kFull, sc[r][i], j2, G);
+          const float *vRow = sV + (j2 + G * i) * LD + 2 * j;
+#pragma unroll
+          for (int c = 0; c < CT; ++c) {
+            const float2 x = *reinterpret_cast<const float2 *>(vRow + 2 * G * c);
+#pragma unroll
+            for (int r = 0; r < RT; ++r) {
+              acc[r][c].x += p[r] * x.x;
+              acc[r][c].y += p[r] * x.y;
+            }
+          }
+        }
+      }
+    }
+
+    __syncthreads(); // (B) every warp is done with sV; the next sK is visible
+    if (hasNext) // visible after the next (A)
+      finishTile<D, BK, NT, LD, kVecs>(sV, vHead, s0 + BK, S, kvStride, tid, stage);
+  }
+
+  // Epilogue: l = the group's partial sums (xor butterfly: the same bits on every lane),
+  // out = acc / l, lse = m + log l; no visible key: out 0, lse -inf.
+  const int64_t row0Out = (b * T + t0 + row0) * H + h; // (b, t, h) of row row0
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    float sum = l[r];
+#pragma unroll
+    for (int off = 1; off < G; off <<= 1)
+      sum += __shfl_xor_sync(kFull, sum, off);
+    if (row0 + 4 * r < rows) {
+      const int64_t row = row0Out + 4 * r * H;
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      float *o = out + row * D + 2 * j;
+#pragma unroll
+      for (int c = 0; c < CT; ++c)
+        *reinterpret_cast<float2 *>(o + 2 * G * c) =
+            make_float2(acc[r][c].x * inv, acc[r][c].y * inv);
+      if (j == 0)
+        lse[row] = sum > 0.0f ? m[r] + logf(sum) : kNegInf;
+    }
+  }
 }
 
 //===----------------------------------------------------------------------------------===//
@@ -995,22 +1266,34 @@ __global__ void __launch_bounds__(256)
 //===----------------------------------------------------------------------------------===//
 
 /// The forward: out[B,T,H,D] and lse[B,T,H] of q[B,T,H,D] against k/v[B,S,Hkv,D] (see the
-/// file comment for the mask and the bf16 rounding). H must be a multiple of Hkv.
-template <int D, int BQ, int BK>
+/// file comment for the mask and the precision). H must be a multiple of Hkv. Bf16: the
+/// products on tensor cores with q, k, v and the probabilities rounded to bf16 (sm_80 and
+/// later); otherwise all in f32 on the CUDA cores (the f32 and tf32 programs).
+template <int D, int BQ, int BK, bool Bf16 = true>
 void flashAttention(const float *q, const float *k, const float *v, int64_t B, int64_t T,
                     int64_t S, int64_t H, int64_t Hkv, bool causal, int64_t window, float scale,
                     float *out, float *lse, cudaStream_t stream) {
   flash_detail::checkTiles<D, BQ, BK>();
-  using Cfg = flash_detail::FwdConfig<D, BQ, BK>;
   if (B <= 0 || T <= 0 || H <= 0 || Hkv <= 0)
     return;
-  auto kernel = flash_detail::flashForwardKernel<D, BQ, BK>;
-  static std::atomic<unsigned long long> configured{0};
-  flash_detail::allowSharedMemory(reinterpret_cast<const void *>(kernel), Cfg::kSmemBytes,
-                                  configured);
   const int64_t blocks = (T + BQ - 1) / BQ * B * H;
-  kernel<<<unsigned(blocks), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(
-      q, k, v, B, T, S, H, Hkv, causal, window, scale * flash_detail::kLog2e, out, lse);
+  if constexpr (Bf16) {
+    using Cfg = flash_detail::FwdConfig<D, BQ, BK>;
+    auto kernel = flash_detail::flashForwardKernel<D, BQ, BK>;
+    static std::atomic<unsigned long long> configured{0};
+    flash_detail::allowSharedMemory(reinterpret_cast<const void *>(kernel), Cfg::kSmemBytes,
+                                    configured);
+    kernel<<<unsigned(blocks), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(
+        q, k, v, B, T, S, H, Hkv, causal, window, scale * flash_detail::kLog2e, out, lse);
+  } else {
+    using Cfg = flash_detail::FwdF32Config<D, BQ, BK>;
+    auto kernel = flash_detail::flashForwardF32Kernel<D, BQ, BK>;
+    static std::atomic<unsigned long long> configured{0};
+    flash_detail::allowSharedMemory(reinterpret_cast<const void *>(kernel), Cfg::kSmemBytes,
+                                    configured);
+    kernel<<<unsigned(blocks), Cfg::kThreads, Cfg::kSmemBytes, stream>>>(
+        q, k, v, B, T, S, H, Hkv, causal, window, scale, out, lse);
+  }
 }
 
 /// The backward: dq[B,T,H,D], dk/dv[B,S,Hkv,D] (dk, dv summed over the query heads of each

@@ -3,7 +3,9 @@
 // Round trips through the text file, its readability and byte-stable output, replacement and
 // merging across devices, the notes a lookup gives for other devices and other libraries,
 // refusal (with the file named, never a crash) of missing, empty, malformed, foreign, binary,
-// truncated and randomly damaged files, failed saves, and the CPU's device key.
+// truncated and randomly damaged files, failed saves, the CPU's device key, and the GPU's:
+// its key, the libraries read from a CUDA toolkit's headers, and the choice of the GPU whose
+// entries `llamac compile --target cuda` applies.
 //
 //===----------------------------------------------------------------------------------===//
 #include "codegen/TuningDB.h"
@@ -44,6 +46,10 @@ bool contains(const std::string &haystack, const std::string &needle) {
 
 const DeviceKey kEpyc{"cpu: AMD EPYC 7B13; isa: avx avx2 fma; threads: 2",
                       "blis 0.9.0-1 (libblis4-openmp); llamac cpu kernels 1"};
+const DeviceKey kH100{"gpu: NVIDIA H100 80GB HBM3; sm_90",
+                      "cuda runtime 12.4; cublasLt 120402; llamac cuda kernels 1"};
+const DeviceKey kA100{"gpu: NVIDIA A100-SXM4-80GB; sm_80",
+                      "cuda runtime 12.4; cublasLt 120402; llamac cuda kernels 1"};
 const DeviceKey kXeon{"cpu: Intel(R) Xeon(R) Platinum 8481C; isa: avx avx2 fma avx512f "
                       "avx512bw avx512_vnni avx_vnni amx_tile; threads: 8",
                       "blis 0.9.0-1 (libblis4-openmp); llamac cpu kernels 1"};
@@ -477,6 +483,119 @@ TEST_F(TuningDBTest, CurrentCpuDevice) {
   DeviceKey byDefault = currentCpuDevice(0);
   EXPECT_FALSE(contains(byDefault.description, "threads: 0")) << byDefault.description;
   EXPECT_FALSE(contains(byDefault.description, "threads: -")) << byDefault.description;
+}
+
+TEST_F(TuningDBTest, CudaDeviceKey) {
+  DeviceKey key = cudaDevice("NVIDIA  H100 80GB HBM3 ", 9, 0, 12040, 120402);
+  EXPECT_EQ(key, kH100);
+  EXPECT_TRUE(isGpuDevice(key));
+  EXPECT_FALSE(isCpuDevice(key));
+  EXPECT_TRUE(isCpuDevice(kEpyc));
+  EXPECT_FALSE(isGpuDevice(kEpyc));
+  EXPECT_EQ(cudaDevice("", 12, 0, 13000, 130100).description, "gpu: unknown; sm_120");
+  EXPECT_EQ(cudaLibraries(13000, 130100),
+            "cuda runtime 13.0; cublasLt 130100; " + std::string(kCudaKernelsVersion));
+  EXPECT_EQ(cudaLibraries(12080, 120803).rfind("cuda runtime 12.8; cublasLt 120803; ", 0), 0u);
+}
+
+TEST_F(TuningDBTest, CudaToolkitLibraries) {
+  std::string include = file("include");
+  fs::create_directories(include);
+  // As the toolkit's headers write them, among other defines.
+  writeBytes(include + "/cuda_runtime_api.h", "#if !defined(X)\n"
+                                              "#define CUDART_VERSION  12040\n"
+                                              "#define CUDART_NAME cudart\n"
+                                              "#endif\n");
+  EXPECT_EQ(cudaToolkitLibraries(include), "") << "no cublas_api.h yet";
+  writeBytes(include + "/cublas_api.h", "#define CUBLAS_VER_MAJOR 12\n"
+                                        "#define CUBLAS_VER_MINOR 4\n"
+                                        "#define CUBLAS_VER_PATCH 2\n"
+                                        "#define CUBLAS_VER_BUILD 1\n"
+                                        "#define CUBLAS_VERSION (CUBLAS_VER_MAJOR * 10000)\n");
+  EXPECT_EQ(cudaToolkitLibraries(include), kH100.libraries);
+  writeBytes(include + "/cublas_api.h", "#define CUBLAS_VER_MAJOR 12\n");
+  EXPECT_EQ(cudaToolkitLibraries(include), "") << "a version part missing";
+  EXPECT_EQ(cudaToolkitLibraries(file("absent")), "");
+}
+
+TEST_F(TuningDBTest, SelectGpu) {
+  std::string path = file("db.txtpb");
+  Database db;
+  db.put(kEpyc, attention(128));
+  db.put(kH100, attention(64));
+  std::string error;
+  ASSERT_TRUE(db.save(path, &error)) << error;
+  ASSERT_TRUE(db.load(path, &error)) << error;
+
+  // The only GPU, named in the note; CPU keys are not candidates.
+  DeviceKey device;
+  std::string note;
+  ASSERT_TRUE(db.selectGpu("", kH100.libraries, &device, &note, &error)) << error;
+  EXPECT_EQ(device, kH100);
+  EXPECT_EQ(note, "tuning database " + path + ": using the entries for " + kH100.description +
+                      ", its only GPU");
+  EXPECT_NE(db.lookup(device, "flash_attention", attention(0).shape, "f32"), nullptr);
+  ASSERT_TRUE(db.selectGpu("H100", kH100.libraries, &device, &note, &error)) << error;
+  EXPECT_EQ(device, kH100);
+  EXPECT_TRUE(contains(note, "the GPU matching --tuning-device 'H100'")) << note;
+
+  // Other libraries: the GPU is still chosen, and the lookup notes and ignores its entries.
+  std::string newer = "cuda runtime 13.0; cublasLt 130100; llamac cuda kernels 1";
+  ASSERT_TRUE(db.selectGpu("", newer, &device, &note, &error)) << error;
+  EXPECT_EQ(device, (DeviceKey{kH100.description, newer}));
+  std::string lookupNote;
+  EXPECT_EQ(db.lookup(device, "flash_attention", attention(0).shape, "f32", &lookupNote),
+            nullptr);
+  EXPECT_TRUE(contains(lookupNote, kH100.libraries)) << lookupNote;
+  EXPECT_TRUE(contains(lookupNote, "ignoring them")) << lookupNote;
+  // Unknown libraries: those of the GPU's entries.
+  ASSERT_TRUE(db.selectGpu("", "", &device, &note, &error)) << error;
+  EXPECT_EQ(device, kH100);
+
+  // A filter that matches no GPU (a CPU's description does not count) is an error.
+  EXPECT_FALSE(db.selectGpu("EPYC", kH100.libraries, &device, &note, &error));
+  EXPECT_EQ(error, "tuning database " + path + " has no GPU matching --tuning-device 'EPYC' "
+                   "(its GPUs: " + kH100.description + ")");
+  EXPECT_EQ(device, DeviceKey{});
+
+  // Several GPUs: one must be named.
+  db.put(kA100, attention(128));
+  EXPECT_FALSE(db.selectGpu("", kH100.libraries, &device, &note, &error));
+  EXPECT_EQ(error, "tuning database " + path + " has entries for several GPUs: " +
+                       kA100.description + ", " + kH100.description +
+                       "; name one with --tuning-device");
+  EXPECT_FALSE(db.selectGpu("NVIDIA", kH100.libraries, &device, &note, &error));
+  EXPECT_TRUE(contains(error, "--tuning-device 'NVIDIA' matches several GPUs of tuning "
+                              "database " + path + ": "))
+      << error;
+  ASSERT_TRUE(db.selectGpu("A100", kA100.libraries, &device, &note, &error)) << error;
+  EXPECT_EQ(device, kA100);
+  ASSERT_TRUE(db.selectGpu("sm_90", kH100.libraries, &device, &note, &error)) << error;
+  EXPECT_EQ(device, kH100);
+
+  // One GPU measured with two library sets: fine when the program's are known, an error
+  // when they are not (which set would the program run with?).
+  DeviceKey older{kA100.description, "cuda runtime 12.1; cublasLt 120103; llamac cuda kernels 1"};
+  db.put(older, attention(64));
+  ASSERT_TRUE(db.selectGpu("A100", kA100.libraries, &device, &note, &error)) << error;
+  EXPECT_EQ(device, kA100);
+  EXPECT_FALSE(db.selectGpu("A100", "", &device, &note, &error));
+  EXPECT_TRUE(contains(error, "with several libraries")) << error;
+  EXPECT_TRUE(contains(error, older.libraries)) << error;
+
+  // No GPU at all: nothing to apply, said once in the note; with a filter, an error.
+  Database cpuOnly;
+  cpuOnly.put(kEpyc, attention(128));
+  error.clear();
+  ASSERT_TRUE(cpuOnly.selectGpu("", kH100.libraries, &device, &note, &error)) << error;
+  EXPECT_EQ(device, DeviceKey{});
+  EXPECT_EQ(note, "tuning database (unsaved) has no entries for a GPU (its CPU entries are for "
+                  "--target cpu); ignoring it");
+  EXPECT_FALSE(cpuOnly.selectGpu("H100", kH100.libraries, &device, &note, &error));
+  EXPECT_TRUE(contains(error, "(it has no GPU entries)")) << error;
+  Database empty;
+  ASSERT_TRUE(empty.selectGpu("", "", &device, &note, &error)) << error;
+  EXPECT_EQ(note, "tuning database (unsaved) has no entries for a GPU; ignoring it");
 }
 
 } // namespace

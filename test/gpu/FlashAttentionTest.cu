@@ -5,6 +5,8 @@
 //     heads, sequences that the tiles do not divide, causal masks with T == S, T < S and
 //     T > S (rows that see no key), sliding windows with and without the causal mask,
 //     each with two tile configurations (BQ, BK) = (64, 32) and (128, 64);
+//   - the f32 forward (flashAttention<D, BQ, BK, false>, the f32 and tf32 programs') on the
+//     same kinds of shapes and both tile configurations;
 //   - attentionKVCache: a prefill chunk then decode steps (and a chunk in the middle), with
 //     a plain cache and with rolling windows (capacity == window, more positions than slots,
 //     a chunk longer than the capacity); outputs and the caches after every step.
@@ -14,6 +16,8 @@
 //   - forward out: kFwdRel = 2e-2, lse: kLseAbs = 1e-2 absolute (the forward rounds q, k, v
 //     and the probabilities to bf16 for the tensor cores); rows without keys must match
 //     exactly (out 0, lse -inf);
+//   - f32 forward out: kFwdF32Rel = 1e-5, lse: kLseF32Abs = 1e-5 absolute (f32 on both
+//     sides, different summation orders); rows without keys exactly;
 //   - backward dq, dk, dv: kBwdRel = 1e-3 (f32 on both sides, different summation orders;
 //     both are given the CPU forward's out and lse);
 //   - KV cache out: kKvRel = 1e-4 (f32); cache contents exactly.
@@ -40,6 +44,8 @@ namespace {
 
 constexpr double kFwdRel = 2e-2;
 constexpr double kLseAbs = 1e-2;
+constexpr double kFwdF32Rel = 1e-5;
+constexpr double kLseF32Abs = 1e-5;
 constexpr double kBwdRel = 1e-3;
 constexpr double kKvRel = 1e-4;
 
@@ -212,6 +218,51 @@ void checkBothTiles(const Case &c) {
   checkCase<D, 128, 64>(c);
 }
 
+/// The f32 forward (flashAttention<D, BQ, BK, false>) of one case with one tile
+/// configuration, against the CPU forward with the f32 tolerances.
+template <int D, int BQ, int BK>
+void checkForwardF32(const Case &c) {
+  const std::string what = describe(c, D, BQ, BK) + " f32";
+  SCOPED_TRACE(what);
+  const int64_t nq = c.B * c.T * c.H * D, nkv = c.B * c.S * c.Hkv * D, nrow = c.B * c.T * c.H;
+  const float scale = 1.0f / std::sqrt(float(D));
+  std::vector<float> q = randomVec(nq, 1), k = randomVec(nkv, 2), v = randomVec(nkv, 3);
+  std::vector<float> out(nq), lse(nrow);
+  cpu::flashAttention(q.data(), k.data(), v.data(), c.B, c.T, c.S, c.H, c.Hkv, D, c.causal,
+                      c.window, scale, 32, 48, out.data(), lse.data());
+
+  DeviceBuffer<float> dQ(q), dK(k), dV(v), dOut(nq), dLse(nrow);
+  ASSERT_TRUE(dQ.ptr && dK.ptr && dV.ptr && dOut.ptr && dLse.ptr);
+  // Poison the outputs: every element must be written.
+  CUDA_OK(cudaMemset(dOut.ptr, 0xff, sizeof(float) * nq));
+  CUDA_OK(cudaMemset(dLse.ptr, 0xff, sizeof(float) * nrow));
+
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreate(&stream));
+  cuda::flashAttention<D, BQ, BK, false>(dQ.ptr, dK.ptr, dV.ptr, c.B, c.T, c.S, c.H, c.Hkv,
+                                         c.causal, c.window, scale, dOut.ptr, dLse.ptr, stream);
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaStreamSynchronize(stream));
+  std::vector<float> gotOut = dOut.download(), gotLse = dLse.download();
+  expectClose(gotOut, out, "out", kFwdF32Rel);
+  expectClose(gotLse, lse, "lse", 0.0, kLseF32Abs);
+
+  // Determinism: the same launch again gives the same bits.
+  cuda::flashAttention<D, BQ, BK, false>(dQ.ptr, dK.ptr, dV.ptr, c.B, c.T, c.S, c.H, c.Hkv,
+                                         c.causal, c.window, scale, dOut.ptr, dLse.ptr, stream);
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaStreamSynchronize(stream));
+  expectSameBits(dOut.download(), gotOut, "out");
+  expectSameBits(dLse.download(), gotLse, "lse");
+  CUDA_OK(cudaStreamDestroy(stream));
+}
+
+template <int D>
+void checkBothTilesF32(const Case &c) {
+  checkForwardF32<D, 64, 32>(c);
+  checkForwardF32<D, 128, 64>(c);
+}
+
 TEST_F(FlashAttentionGpu, D16CausalGroupedOddLength) {
   checkBothTiles<16>({2, 70, 70, 4, 2, true, 0});
 }
@@ -242,6 +293,47 @@ TEST_F(FlashAttentionGpu, D80CausalMoreQueries) {
 TEST_F(FlashAttentionGpu, D64NonCausalWindow) {
   // The window bounds the keys from below even without the causal mask.
   checkBothTiles<64>({1, 90, 150, 2, 1, false, 20});
+}
+
+TEST_F(FlashAttentionGpu, F32D16CausalGroupedOddLength) {
+  checkBothTilesF32<16>({2, 70, 70, 4, 2, true, 0});
+}
+
+TEST_F(FlashAttentionGpu, F32D64Causal) { checkBothTilesF32<64>({1, 256, 256, 4, 4, true, 0}); }
+
+TEST_F(FlashAttentionGpu, F32D64CausalWindow) {
+  checkBothTilesF32<64>({2, 200, 200, 4, 2, true, 32});
+}
+
+TEST_F(FlashAttentionGpu, F32D128Grouped) {
+  checkBothTilesF32<128>({1, 130, 130, 8, 2, false, 0});
+  checkBothTilesF32<128>({1, 130, 130, 8, 2, true, 0});
+}
+
+TEST_F(FlashAttentionGpu, F32D32NonCausalFewerQueries) {
+  checkBothTilesF32<32>({2, 50, 90, 2, 1, false, 0});
+}
+
+TEST_F(FlashAttentionGpu, F32D96CausalFewerQueries) {
+  checkBothTilesF32<96>({1, 40, 100, 2, 2, true, 0});
+}
+
+TEST_F(FlashAttentionGpu, F32D80CausalMoreQueries) {
+  // T > S: the first T - S queries see no key (out 0, lse -inf).
+  checkBothTilesF32<80>({1, 100, 60, 2, 1, true, 0});
+}
+
+TEST_F(FlashAttentionGpu, F32D64NonCausalWindow) {
+  checkBothTilesF32<64>({1, 90, 150, 2, 1, false, 20});
+}
+
+TEST_F(FlashAttentionGpu, F32OtherTiles) {
+  // (BQ, BK) = (64, 64) and (128, 32); D = 128 with BQ = 64, BK = 64 loads part of each K and
+  // V tile late (more than the prefetch registers hold).
+  checkForwardF32<128, 64, 64>({1, 150, 150, 2, 1, true, 40});
+  checkForwardF32<128, 128, 32>({1, 150, 150, 2, 1, true, 40});
+  checkForwardF32<48, 64, 64>({1, 150, 150, 2, 1, true, 0});
+  checkForwardF32<48, 128, 32>({1, 33, 200, 3, 1, false, 0});
 }
 
 /// A sequence of chunks through attentionKVCache on both sides: outputs per step and the

@@ -87,6 +87,11 @@ static cl::opt<std::string> tuningDb("tuning-db",
                                               "database (written by llamac tune)"),
                                      cl::value_desc("file"), cl::sub(driver::compileCommand()),
                                      cl::cat(driver::optionCategory()));
+static cl::opt<std::string> tuningDevice(
+    "tuning-device",
+    cl::desc("--target cuda: the GPU whose --tuning-db entries to use, as a part of its "
+             "description (e.g. H100); needed when the database has several GPUs"),
+    cl::value_desc("text"), cl::sub(driver::compileCommand()), cl::cat(driver::optionCategory()));
 static cl::opt<std::string> cxx("cxx", cl::desc("Host C++ compiler"),
                                 cl::init(LLAMAC_HOST_CXX), cl::sub(driver::compileCommand()),
                                 cl::cat(driver::optionCategory()));
@@ -458,6 +463,11 @@ namespace {
 
 /// Sets every tunable launch's parameters from --tuning-db where it has an entry for this
 /// device, kernel and shape; prints what it did and why entries did not apply.
+///
+/// --target cpu: the device is this machine's CPU. --target cuda: the GPU the program will
+/// run on is not at hand, so it is the database's GPU that --tuning-device names, or its only
+/// one (Database::selectGpu), with the libraries of the CUDA toolkit nvcc builds against;
+/// the entries are those of the program's --precision (TuningDB.h: Entry::dtype).
 bool applyTuningDb(kir::Program &program) {
   tune::Database db;
   std::string err;
@@ -465,7 +475,37 @@ bool applyTuningDb(kir::Program &program) {
     driver::error(err);
     return false;
   }
-  tune::DeviceKey device = tune::currentCpuDevice(int(std::thread::hardware_concurrency()));
+  bool cuda = program.target == "cuda";
+  if (!cuda && !tuningDevice.empty()) {
+    driver::error("--tuning-device is for --target cuda; --target cpu uses the entries of "
+                  "this machine's CPU");
+    return false;
+  }
+  tune::DeviceKey device;
+  std::string dtype = "f32", selected;
+  if (cuda) {
+    // The toolkit is the one of --nvcc: <toolkit>/bin/nvcc (links followed) beside
+    // <toolkit>/include. When it is unknown (no nvcc, as for --emit cpp without a toolkit),
+    // the GPU's entries must agree on their libraries.
+    std::string toolkitLibraries;
+    llvm::ErrorOr<std::string> compiler =
+        StringRef(nvcc).contains('/') ? llvm::ErrorOr<std::string>(nvcc.getValue())
+                                      : llvm::sys::findProgramByName(nvcc);
+    SmallString<256> include;
+    if (!StringRef(nvcc).empty() && compiler && !llvm::sys::fs::real_path(*compiler, include)) {
+      llvm::sys::path::remove_filename(include); // bin/
+      llvm::sys::path::remove_filename(include);
+      llvm::sys::path::append(include, "include");
+      toolkitLibraries = tune::cudaToolkitLibraries(include.str().str());
+    }
+    if (!db.selectGpu(tuningDevice, toolkitLibraries, &device, &selected, &err)) {
+      driver::error(err);
+      return false;
+    }
+    dtype = precision;
+  } else {
+    device = tune::currentCpuDevice(int(std::thread::hardware_concurrency()));
+  }
   int applied = 0, tunable = 0;
   std::string note;
   for (kir::Function &f : program.functions)
@@ -473,9 +513,12 @@ bool applyTuningDb(kir::Program &program) {
       if (kir::tunablesOf(l.kind, program.target).empty())
         continue;
       ++tunable;
+      // No GPU in the database: nothing applies (selectGpu's note says so).
+      if (device.description.empty())
+        continue;
       std::string entryNote;
       const tune::Entry *e = db.lookup(device, kir::kernelName(l.kind),
-                                       kir::shapeKey(l, program.target), "f32", &entryNote);
+                                       kir::shapeKey(l, program.target), dtype, &entryNote);
       if (note.empty())
         note = entryNote;
       if (!e)
@@ -486,8 +529,22 @@ bool applyTuningDb(kir::Program &program) {
       kir::applyChoice(l, choice);
       ++applied;
     }
+  // A GPU tuned for other products has entries that never match: say which.
+  if (cuda && applied == 0 && note.empty()) {
+    std::vector<std::string> others;
+    for (const tune::Entry *e : db.entries(device))
+      if (std::find(others.begin(), others.end(), e->dtype) == others.end())
+        others.push_back(e->dtype);
+    if (!others.empty() && std::find(others.begin(), others.end(), dtype) == others.end()) {
+      note = "tuning database " + tuningDb + " has no entries of --precision " + dtype +
+             " for " + device.description + " (only of " + llvm::join(others, ", ") +
+             "); tune with --precision " + dtype;
+    }
+  }
   llvm::outs() << "  tuning: " << applied << " of " << tunable
                << " tunable launches set from " << tuningDb << "\n";
+  if (!selected.empty())
+    llvm::outs() << "  note: " << selected << "\n";
   if (!note.empty())
     llvm::outs() << "  note: " << note << "\n";
   program.config["tuning_db"] = tuningDb;
