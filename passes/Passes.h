@@ -47,6 +47,9 @@ struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipeli
                        llvm::cl::desc("Shard over this many data-parallel ranks "
                                       "(llamac-plan-fsdp; 0: no sharding)"),
                        llvm::cl::init(0)};
+  Option<int64_t> fsdpPrefetch{*this, "fsdp-prefetch",
+                               llvm::cl::desc("llamac-plan-fsdp's prefetch depth"),
+                               llvm::cl::init(1)};
   // Each fusion can be turned off (all are on by default).
   Option<bool> fuseSwiGLU{*this, "fuse-swiglu", llvm::cl::desc("llamac-fuse-swiglu"),
                           llvm::cl::init(true)};

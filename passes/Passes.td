@@ -108,6 +108,8 @@ def LlamaPlanFsdp : Pass<"llamac-plan-fsdp", "::mlir::ModuleOp"> {
     Option<"ranks", "ranks", "int64_t", "1", "Data-parallel ranks to shard over">,
     Option<"reshardAfterForward", "reshard-after-forward", "bool", "true",
            "Free a unit after its last forward use and gather it again for the backward">,
+    Option<"prefetch", "prefetch", "int64_t", "1",
+           "Issue a unit's gather this many units ahead of its first use (0: just before)">,
     Option<"report", "report", "bool", "false",
            "Print the units and the per-rank memory of weights, gradients and AdamW state">
   ];

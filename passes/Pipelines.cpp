@@ -51,6 +51,7 @@ void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOpti
   if (options.fsdp > 0) {
     LlamaPlanFsdpOptions fsdp;
     fsdp.ranks = options.fsdp;
+    fsdp.prefetch = options.fsdpPrefetch;
     pm.addPass(createLlamaPlanFsdp(fsdp));
   }
   if (options.fuseAdamW)

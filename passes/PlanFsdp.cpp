@@ -18,7 +18,10 @@
 //    member is a slice (and split_dim) of the gathered buffer. With reshard-after-forward,
 //    the backward (ops marked llama.backward) gathers the unit again before its first use
 //    there, so the forward's copy dies after its last forward use and the memory plan
-//    reuses it.
+//    reuses it. With `prefetch` = d, a unit's gather is issued before the first use of the
+//    unit d places earlier in the phase's order of use (the next layer's parameters arrive
+//    while this layer computes, in the forward's order and in the backward's reverse one);
+//    the gathered buffers live correspondingly longer, which the memory plan accounts for.
 //  - Gradients. @train_grad's accumulation `grad.<w> += g_w` becomes, per unit, the
 //    flattened, concatenated and padded gradients reduce-scattered (sum) across the ranks
 //    and added to the rank's gradient shard.
@@ -99,8 +102,9 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
   using LlamaPlanFsdpBase::LlamaPlanFsdpBase;
 
   void runOnOperation() override {
-    if (ranks < 1) {
-      getOperation().emitError("llamac-plan-fsdp: ranks must be at least 1");
+    if (ranks < 1 || prefetch < 0) {
+      getOperation().emitError("llamac-plan-fsdp: ranks must be at least 1 and prefetch at "
+                               "least 0");
       return signalPassFailure();
     }
     for (ModelOp model : getOperation().getOps<ModelOp>())
@@ -226,7 +230,8 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
       position[&op] = i++;
     // Per unit and phase (0 forward, 1 backward): the first user, and the reads.
     struct Phase {
-      Operation *first = nullptr;
+      Operation *first = nullptr; ///< the first op that uses the unit in this phase
+      Operation *issue = nullptr; ///< where its gather goes (prefetch: earlier)
       Value gathered;
       DenseMap<size_t, Value> views;
     };
@@ -245,6 +250,20 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
           first = top;
       }
     }
+    // Prefetch: in each phase, the gather of the k-th unit to be used is issued before the
+    // first use of the (k - prefetch)-th, so that it can overlap that unit's compute.
+    for (int phase = 0; phase < 2; ++phase) {
+      SmallVector<size_t> order;
+      for (size_t u = 0; u < units.size(); ++u)
+        if (phases[u][phase].first)
+          order.push_back(u);
+      llvm::sort(order, [&](size_t a, size_t b) {
+        return position[phases[a][phase].first] < position[phases[b][phase].first];
+      });
+      for (size_t k = 0; k < order.size(); ++k)
+        phases[order[k]][phase].issue =
+            phases[order[k >= size_t(prefetch) ? k - size_t(prefetch) : 0]][phase].first;
+    }
     OpBuilder b(f.getContext());
     for (GetParamOp g : reads) {
       auto [u, m] = memberOf.lookup(g.getName());
@@ -256,7 +275,7 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
         Phase &p = phases[u][phase];
         Location loc = g.getLoc();
         if (!p.gathered) {
-          b.setInsertionPoint(p.first);
+          b.setInsertionPoint(p.issue);
           Value shard = GetParamOp::create(b, loc, flatType(unit.shard, f.getContext()),
                                            FlatSymbolRefAttr::get(f.getContext(),
                                                                   "fsdp." + unit.name));

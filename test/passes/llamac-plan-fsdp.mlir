@@ -3,6 +3,10 @@
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2 report=1" 2> %t.report | FileCheck %s
 // RUN: FileCheck %s --check-prefix=REPORT < %t.report
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=3 reshard-after-forward=false" | FileCheck %s --check-prefix=KEEP
+// RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2" | FileCheck %s --check-prefix=PF1
+// RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2 prefetch=0" | FileCheck %s --check-prefix=PF0
+// RUN: llamac-opt %models/tiny.mlir --llamac-training="batch=2 seq=8 fsdp=2 fsdp-prefetch=0" --llamac-memory-plan="report=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=MEM0
+// RUN: llamac-opt %models/tiny.mlir --llamac-training="batch=2 seq=8 fsdp=2 fsdp-prefetch=1" --llamac-memory-plan="report=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=MEM1
 // RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --llamac-plan-fsdp="ranks=2" 2>&1 | FileCheck %s --check-prefix=NOSTEP
 // RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=0" 2>&1 | FileCheck %s --check-prefix=ZERO
 
@@ -67,4 +71,21 @@
 // KEEP-LABEL: func.func @train_update
 
 // NOSTEP: error: llamac-plan-fsdp needs @train_grad and @train_update (run it after llamac-train-step)
-// ZERO: error: llamac-plan-fsdp: ranks must be at least 1
+// ZERO: error: llamac-plan-fsdp: ranks must be at least 1 and prefetch at least 0
+
+// Prefetch (default 1): layer 1's gather is issued before layer 0 computes anything, so
+// that it can overlap layer 0; with prefetch=0 it waits for its own first use.
+// PF1-LABEL: func.func @train_grad
+// PF1: shard.all_gather {{.*}} : tensor<23040xf32> -> tensor<46080xf32>
+// PF1-NOT: llama.linear
+// PF1: shard.all_gather {{.*}} : tensor<23040xf32> -> tensor<46080xf32>
+// PF1: llama.linear
+// PF0-LABEL: func.func @train_grad
+// PF0: shard.all_gather {{.*}} : tensor<23040xf32> -> tensor<46080xf32>
+// PF0: llama.linear
+// PF0: shard.all_gather {{.*}} : tensor<23040xf32> -> tensor<46080xf32>
+
+// The memory plan holds the gathered units where they live: prefetching one unit ahead
+// keeps two layers' gathered weights in the forward's arena at once.
+// MEM0: memory plan @forward: 61 buffers, 1709056 bytes without reuse, arena 377856 bytes
+// MEM1: memory plan @forward: 61 buffers, 1709056 bytes without reuse, arena 562176 bytes
