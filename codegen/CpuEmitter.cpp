@@ -10,20 +10,6 @@ using namespace llamac::kir;
 namespace {
 
 
-std::string cType(ElemType t) {
-  switch (t) {
-  case ElemType::F32:
-    return "float";
-  case ElemType::I32:
-    return "int32_t";
-  case ElemType::I64:
-    return "int64_t";
-  case ElemType::I8:
-    return "int8_t";
-  }
-  return "float";
-}
-
 /// A pointer expression for a buffer, typed by its element type.
 std::string ptr(const BufferRef &b, bool isConst) {
   std::string type = (isConst ? "const " : "") + cType(b.type);

@@ -16,20 +16,6 @@ namespace {
 /// Head dimensions FlashAttention.cuh can be instantiated for (its static_asserts).
 bool attentionHeadDimSupported(int64_t d) { return d % 16 == 0 && d >= 16 && d <= 128; }
 
-std::string cType(ElemType t) {
-  switch (t) {
-  case ElemType::F32:
-    return "float";
-  case ElemType::I32:
-    return "int32_t";
-  case ElemType::I64:
-    return "int64_t";
-  case ElemType::I8:
-    return "int8_t";
-  }
-  return "float";
-}
-
 /// The cuda::Precision enumerator of --precision `name` (bf16 when it is not recorded).
 std::string precisionEnumerator(const std::string &name) {
   return name.empty() || name == "bf16" ? "BF16" : name == "tf32" ? "TF32" : "F32";

@@ -17,6 +17,20 @@ std::string llamac::kir::lit(double v) {
   return s;
 }
 
+std::string llamac::kir::cType(ElemType t) {
+  switch (t) {
+  case ElemType::F32:
+    return "float";
+  case ElemType::I32:
+    return "int32_t";
+  case ElemType::I64:
+    return "int64_t";
+  case ElemType::I8:
+    return "int8_t";
+  }
+  return "float";
+}
+
 std::string llamac::kir::escape(const std::string &s) {
   std::string r;
   for (char c : s) {

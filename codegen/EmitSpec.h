@@ -18,6 +18,8 @@ namespace llamac::kir {
 
 /// A double as a C++ literal that reads back exactly.
 std::string lit(double v);
+/// The C++ type of an element: "float", "int32_t", "int64_t", "int8_t".
+std::string cType(ElemType t);
 /// `s` inside a C++ string literal.
 std::string escape(const std::string &s);
 /// `s` with every character that cannot be in a C++ identifier replaced by '_'.

@@ -384,8 +384,13 @@ private:
     return reinterpret_cast<float *>(
         (hostParams_.empty() ? ctx_.params : hostParams_.data()) + p.offset);
   }
-  bool pushParams(std::string *error, ParamRole only = ParamRole(-1));
-  bool pullParams(std::string *error, ParamRole only = ParamRole(-1));
+  bool moveParams(bool toDevice, std::string *error, ParamRole only);
+  bool pushParams(std::string *error, ParamRole only = ParamRole(-1)) {
+    return moveParams(true, error, only);
+  }
+  bool pullParams(std::string *error, ParamRole only = ParamRole(-1)) {
+    return moveParams(false, error, only);
+  }
   void initParams(uint64_t seed);
   bool loadParamFile(const std::string &path, bool requireAllWeights, std::string *error);
   std::map<std::string, std::string> modelConfig() const;
@@ -620,31 +625,19 @@ bool TrainDriver::setUpDevice(std::string *error) {
   return true;
 }
 
-/// Copies the host's parameters (those of role `only`, or all) to the device; nothing to do
-/// on the CPU.
-bool TrainDriver::pushParams(std::string *error, ParamRole only) {
+/// Copies the host's parameters (those of role `only`, or all) to the device, or back;
+/// nothing to do on the CPU.
+bool TrainDriver::moveParams(bool toDevice, std::string *error, ParamRole only) {
   if (hostParams_.empty())
     return true;
   for (int32_t i = 0; i < program_.numParams; ++i) {
     const ParamSpec &p = program_.params[i];
     if (only != ParamRole(-1) && p.role != only)
       continue;
-    if (!device_->copyToDevice(ctx_.params + p.offset, hostParam(p), size_t(p.elements) * 4,
-                               error))
-      return false;
-  }
-  return true;
-}
-
-bool TrainDriver::pullParams(std::string *error, ParamRole only) {
-  if (hostParams_.empty())
-    return true;
-  for (int32_t i = 0; i < program_.numParams; ++i) {
-    const ParamSpec &p = program_.params[i];
-    if (only != ParamRole(-1) && p.role != only)
-      continue;
-    if (!device_->copyToHost(hostParam(p), ctx_.params + p.offset, size_t(p.elements) * 4,
-                             error))
+    std::byte *device = ctx_.params + p.offset;
+    size_t bytes = size_t(p.elements) * 4;
+    if (!(toDevice ? device_->copyToDevice(device, hostParam(p), bytes, error)
+                   : device_->copyToHost(hostParam(p), device, bytes, error)))
       return false;
   }
   return true;

@@ -45,7 +45,7 @@ const char *statusName(cublasStatus_t status) {
   }
 }
 
-GemmEngine::~GemmEngine() {
+void GemmEngine::clearPlans() {
   for (auto &[key, p] : plans_) {
     if (p.desc)
       cublasLtMatmulDescDestroy(p.desc);
@@ -53,6 +53,11 @@ GemmEngine::~GemmEngine() {
       if (l)
         cublasLtMatrixLayoutDestroy(l);
   }
+  plans_.clear();
+}
+
+GemmEngine::~GemmEngine() {
+  clearPlans();
   if (workspace_)
     cudaFree(workspace_);
   if (handle_)
@@ -94,14 +99,7 @@ void GemmEngine::setPrecision(Precision precision) {
   if (compute == compute_)
     return;
   compute_ = compute;
-  for (auto &[key, p] : plans_) {
-    if (p.desc)
-      cublasLtMatmulDescDestroy(p.desc);
-    for (cublasLtMatrixLayout_t l : {p.a, p.b, p.c})
-      if (l)
-        cublasLtMatrixLayoutDestroy(l);
-  }
-  plans_.clear();
+  clearPlans();
 }
 
 GemmEngine::Plan &GemmEngine::plan(Op op, int64_t M, int64_t N, int64_t K, bool accumulate,

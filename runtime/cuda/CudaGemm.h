@@ -76,6 +76,7 @@ private:
   };
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int>;
   Plan &plan(Op op, int64_t M, int64_t N, int64_t K, bool accumulate, int count);
+  void clearPlans();
 
   cublasLtHandle_t handle_ = nullptr;
   void *workspace_ = nullptr;

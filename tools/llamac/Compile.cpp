@@ -108,6 +108,12 @@ static cl::opt<std::string> precision(
     cl::desc("GPU products (--target cuda): bf16 (default) or tf32 tensor cores, or f32; "
              "storage, accumulation, master weights and optimizer state stay f32"),
     cl::init("bf16"), cl::sub(driver::compileCommand()), cl::cat(driver::optionCategory()));
+static cl::opt<int64_t> fsdp("fsdp",
+                             cl::desc("Shard weights, gradients and optimizer state over this "
+                                      "many data-parallel ranks (llamac-plan-fsdp; --emit mlir: "
+                                      "the collectives are not lowered to kernels yet)"),
+                             cl::init(0), cl::sub(driver::compileCommand()),
+                             cl::cat(driver::optionCategory()));
 static cl::opt<bool> keepSource("keep-source",
                                 cl::desc("Keep the generated source beside the executable"),
                                 cl::sub(driver::compileCommand()),
@@ -609,6 +615,9 @@ int llamac::driver::runCompile() {
     return error("--precision " + precision + " is for --target cuda; the CPU computes in f32");
   if (mode == "infer" && emit == "mlir")
     return error("--emit mlir is available for --mode train");
+  if (fsdp < 0 || (fsdp > 0 && (mode != "train" || emit != "mlir")))
+    return error("--fsdp N (N >= 1) shards the training program in the IR, which --mode "
+                 "train --emit mlir writes; its collectives are not lowered to kernels yet");
 
   if (emit == "mlir") {
     OwningOpRef<ModuleOp> lowered = lowerCopy(*module, [&](OpPassManager &pm) {
@@ -620,6 +629,7 @@ int llamac::driver::runCompile() {
       o.weightDecay = weightDecay;
       o.maxGradNorm = maxGradNorm;
       o.remat = remat;
+      o.fsdp = fsdp;
       buildTrainingPipeline(pm, o);
     });
     if (!lowered)
