@@ -22,18 +22,14 @@ std::string precisionEnumerator(const std::string &name) {
 }
 
 /// The generated __global__ kernels of a program's Pointwise launches, one per distinct
-/// body and input count, named pointwise_<k>.
+/// body (which names every input it reads), named pointwise_<k>.
 struct PointwiseKernels {
   std::map<std::string, std::string> nameOf; ///< body statements -> kernel name
   std::string definitions;
 
-  static std::string statements(const Launch &l) {
-    static const char *const math[5] = {"expf", "logf", "sqrtf", "rsqrtf", "llamac_maximum"};
-    return std::to_string(l.inputs.size()) + ":" + pointwiseBody(l, math);
-  }
-
   const std::string &kernelFor(const Launch &l) {
-    std::string key = statements(l);
+    static const char *const math[5] = {"expf", "logf", "sqrtf", "rsqrtf", "llamac_maximum"};
+    std::string key = pointwiseBody(l, math);
     auto it = nameOf.find(key);
     if (it != nameOf.end())
       return it->second;
@@ -45,7 +41,7 @@ struct PointwiseKernels {
     definitions += "// " + l.origin + "\n__global__ void " + name + "(int64_t n" + params +
                    ", float *out) {\n  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + "
                    "threadIdx.x; i < n;\n       i += int64_t(gridDim.x) * blockDim.x) {\n    " +
-                   key.substr(key.find(':') + 1) + "\n  }\n}\n\n";
+                   key + "\n  }\n}\n\n";
     return nameOf.emplace(key, name).first->second;
   }
 };

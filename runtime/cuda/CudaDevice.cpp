@@ -80,7 +80,6 @@ private:
 class CudaDevice final : public rt::Device {
 public:
   bool open(int device, std::string *error) {
-    device_ = device;
     if (!describeDevice(device, &name_)) {
       *error = name_;
       return false;
@@ -127,7 +126,6 @@ public:
   void *backend() override { return &state_; }
 
 private:
-  int device_ = 0;
   std::string name_;
   ExecState state_;
 };
@@ -187,7 +185,6 @@ ExecState::~ExecState() {
 }
 
 bool ExecState::init(int device, std::string *error) {
-  device_ = device;
   if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) {
     *error = cudaText(e);
     return false;
@@ -348,8 +345,15 @@ void ExecState::checkWords(const int64_t *words, const LaunchSite *sites, int n,
 
 std::unique_ptr<rt::Device> createCudaDevice(int /*threads*/, std::string *error) {
   int device = 0;
-  if (const char *v = std::getenv("LLAMAC_CUDA_DEVICE"))
-    device = std::atoi(v);
+  if (const char *v = std::getenv("LLAMAC_CUDA_DEVICE"); v && *v) {
+    char *end = nullptr;
+    long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > 1024) {
+      *error = std::string("LLAMAC_CUDA_DEVICE must be a GPU number, not '") + v + "'";
+      return nullptr;
+    }
+    device = int(n);
+  }
   auto d = std::make_unique<CudaDevice>();
   if (!d->open(device, error))
     return nullptr;

@@ -95,7 +95,6 @@ public:
   void finish(const char *function);
 
 private:
-  int device_ = 0;
   cudaStream_t streams_[kMaxStreams] = {};
   std::vector<cudaEvent_t> events_;
   GemmEngine gemm_;

@@ -284,6 +284,7 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
   }
   std::string why;
   if (s.target == "cuda") {
+    program.config["precision"] = s.precision;
     kir::applyTargetDefaults(program, "cuda");
     for (const kir::Function &f : program.functions)
       for (const kir::Launch &l : f.launches)
@@ -603,16 +604,12 @@ int llamac::driver::runCompile() {
     seq = mode == "infer" ? std::min<int64_t>(context, 64) : context;
   if (mode == "infer" && args.batch != 1)
     return error("--mode infer generates batch-1 programs; drop --batch");
-  if (weights != "f32" && weights != "int8")
-    return error("--weights must be f32 or int8, not '" + weights + "'");
+  if (std::string why =
+          targetOptionsError(target, weights, precision, precision.getNumOccurrences() > 0);
+      !why.empty())
+    return error(why);
   if (weights == "int8" && mode != "infer")
     return error("--weights int8 is for --mode infer; training keeps f32 weights");
-  if (weights == "int8" && target == "cuda")
-    return error("--weights int8 is generated for --target cpu only");
-  if (precision != "bf16" && precision != "tf32" && precision != "f32")
-    return error("--precision must be bf16, tf32 or f32, not '" + precision + "'");
-  if (target == "cpu" && precision.getNumOccurrences() && precision != "f32")
-    return error("--precision " + precision + " is for --target cuda; the CPU computes in f32");
   if (mode == "infer" && emit == "mlir")
     return error("--emit mlir is available for --mode train");
   if (fsdp < 0 || (fsdp > 0 && (mode != "train" || emit != "mlir")))
@@ -648,13 +645,12 @@ int llamac::driver::runCompile() {
   settings.maxGradNorm = maxGradNorm;
   settings.remat = remat;
   settings.weights = weights;
+  settings.precision = precision;
   kir::Program program;
   if (!buildKernelProgram(*module, name, settings, program))
     return 1;
   if (!tuningDb.empty() && !applyTuningDb(program))
     return 1;
-  if (target == "cuda")
-    program.config["precision"] = precision;
 
   if (emit == "kernels") {
     if (outputFile.empty() || outputFile == "-") {

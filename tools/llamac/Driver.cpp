@@ -128,6 +128,19 @@ LogicalResult parsePipeline(StringRef pipeline, OpPassManager &pm) {
   return failure();
 }
 
+std::string targetOptionsError(llvm::StringRef target, llvm::StringRef weights,
+                               llvm::StringRef precision, bool precisionGiven) {
+  if (weights != "f32" && weights != "int8")
+    return "--weights must be f32 or int8, not '" + weights.str() + "'";
+  if (weights == "int8" && target == "cuda")
+    return "--weights int8 is generated for --target cpu only";
+  if (precision != "bf16" && precision != "tf32" && precision != "f32")
+    return "--precision must be bf16, tf32 or f32, not '" + precision.str() + "'";
+  if (target == "cpu" && precisionGiven && precision != "f32")
+    return "--precision " + precision.str() + " is for --target cuda; the CPU computes in f32";
+  return "";
+}
+
 int error(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "llamac") << message << "\n";
   return 1;

@@ -75,7 +75,6 @@ llama::ModelOp selectModelForSeq(mlir::ModuleOp module, const ModelArgs &args);
 /// Runs the llamac-frontend pipeline on `module` at (batch, seq).
 mlir::LogicalResult runFrontend(mlir::ModuleOp module, int64_t batch, int64_t seq);
 
-/// "llamac: error: ..." on stderr; returns 1.
 /// What `llamac compile --mode` and `llamac tune` build.
 struct BuildSettings {
   std::string mode = "train", target = "cpu";
@@ -84,7 +83,14 @@ struct BuildSettings {
   double lrFloor = 0.1, weightDecay = 0.1, maxGradNorm = 1.0;
   std::string remat = "none";
   std::string weights = "f32";
+  /// --target cuda: the GEMMs' and attention's products (recorded in the program's config).
+  std::string precision = "bf16";
 };
+
+/// The message for --weights and --precision values that `target` cannot build (the
+/// checks compile and tune share), or empty. `precisionGiven`: set on the command line.
+std::string targetOptionsError(llvm::StringRef target, llvm::StringRef weights,
+                               llvm::StringRef precision, bool precisionGiven);
 
 /// Runs the pipeline of `settings.mode` on copies of `module` and lowers the results to the
 /// kernel-level program; false after printing why.
@@ -102,6 +108,7 @@ int hostCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
 int cudaCompile(llvm::function_ref<void(llvm::raw_ostream &)> writeSource,
                 const std::string &output, bool keepSource);
 
+/// "llamac: error: ..." on stderr; returns 1.
 int error(const llvm::Twine &message);
 
 } // namespace llamac::driver

@@ -655,14 +655,10 @@ int llamac::driver::runTune() {
     return error("--mode must be train or infer, not '" + mode + "'");
   if (space != "full" && space != "quick")
     return error("--space must be full or quick, not '" + space + "'");
-  if (weights != "f32" && weights != "int8")
-    return error("--weights must be f32 or int8, not '" + weights + "'");
-  if (weights == "int8" && cuda)
-    return error("--weights int8 is generated for --target cpu only");
-  if (precision != "bf16" && precision != "tf32" && precision != "f32")
-    return error("--precision must be bf16, tf32 or f32, not '" + precision + "'");
-  if (!cuda && precision.getNumOccurrences() && precision != "f32")
-    return error("--precision " + precision + " is for --target cuda; the CPU computes in f32");
+  if (std::string why =
+          targetOptionsError(target, weights, precision, precision.getNumOccurrences() > 0);
+      !why.empty())
+    return error(why);
   if (cache != "cold" && cache != "warm")
     return error("--cache must be cold or warm, not '" + cache + "'");
   if (repeats < 1 || threads < 0 || args.batch <= 0 || args.seq < 0)
@@ -695,11 +691,10 @@ int llamac::driver::runTune() {
   settings.batch = mode == "infer" ? 1 : args.batch;
   settings.seq = args.seq ? args.seq : (mode == "infer" ? std::min<int64_t>(context, 64) : context);
   settings.weights = weights;
+  settings.precision = precision;
   kir::Program program;
   if (!buildKernelProgram(*module, declared.getSymName(), settings, program))
     return 1;
-  if (cuda)
-    program.config["precision"] = precision;
 
   // The distinct tunable kernels, in order of first launch.
   std::vector<Candidate> candidates;
