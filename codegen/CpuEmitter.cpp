@@ -40,8 +40,8 @@ std::string I(const Launch &l, const char *name) { return std::to_string(l.intAt
 std::string F(const Launch &l, const char *name) { return lit(l.floatAttr(name)); }
 
 
-/// The call a launch makes: one statement.
-std::string call(const Launch &l) {
+/// The call a launch makes: one statement. `what` names a collective's data in messages.
+std::string call(const Launch &l, const std::string &what = "") {
   switch (l.kind) {
   case KernelKind::GemmNT:
   case KernelKind::GemmNN:
@@ -169,6 +169,23 @@ std::string call(const Launch &l) {
     return "cpu::pointwise(" + I(l, "n") + ", [" + captures + "out = " + outp(l, 0) +
            "](int64_t i) { " + pointwiseBody(l, math) + " })";
   }
+  // The ranks' collectives, through the run's communicator (MPI or one process); blocking,
+  // so the one CPU stream stays in order.
+  case KernelKind::AllGather:
+    return "comm(ctx, " + I(l, "axis") + ").allGather(" + in(l, 0) + ", " + outp(l, 0) + ", " + I(l, "n") + ", \"" +
+           escape(what) + "\")";
+  case KernelKind::ReduceScatter:
+    return "comm(ctx, " + I(l, "axis") + ").reduceScatterSum(" + in(l, 0) + ", " + outp(l, 0) + ", " + I(l, "n") +
+           ", \"" + escape(what) + "\")";
+  case KernelKind::AllReduce: {
+    // In place on the output (a copy of the input first, unless they are one buffer).
+    const BufferRef &a = l.inputs[0], &b = l.outputs[0];
+    bool same = a.space == b.space && a.index == b.index && a.offset == b.offset;
+    return std::string("{ ") +
+           (same ? "" : "cpu::copy(" + in(l, 0) + ", " + I(l, "n") + ", " + outp(l, 0) + "); ") +
+           "comm(ctx, " + I(l, "axis") + ").allReduceSum(" + outp(l, 0) + ", " + I(l, "n") +
+           ", \"" + escape(what) + "\"); }";
+  }
   case KernelKind::AdamW:
     return "cpu::adamw(" + outp(l, 0) + ", " + in(l, 1) + ", " + outp(l, 1) + ", " +
            outp(l, 2) + ", " + I(l, "n") + ", " + scalar(l.inputs[4]) + ", " +
@@ -184,6 +201,7 @@ std::string call(const Launch &l) {
 
 void llamac::kir::emitCpuPreamble(llvm::raw_ostream &os) {
   os
+     << "#include \"runtime/Communicator.h\"\n"
      << "#include \"runtime/Device.h\"\n"
      << "#include \"runtime/Program.h\"\n"
      << "#include \"runtime/cpu/CpuKernels.h\"\n\n"
@@ -199,6 +217,11 @@ void llamac::kir::emitCpuPreamble(llvm::raw_ostream &os) {
      << "  std::fprintf(stderr, \"error: %s (index %lld) in the kernel of %s\\n\", what,\n"
      << "               static_cast<long long>(index), origin);\n"
      << "  std::exit(1);\n}\n\n"
+     << "// The ranks of a sharded program's run (its collectives).\n"
+     << "[[maybe_unused]] rt::Communicator &comm(rt::Context &ctx, int axis) {\n"
+     << "  if (!ctx.grid[axis]) {\n"
+     << "    std::fprintf(stderr, \"error: a sharded program was run without a communicator\\n\");\n"
+     << "    std::exit(1);\n  }\n  return *ctx.grid[axis];\n}\n\n"
      << "// Times the launch when the driver profiles.\n"
      << "#define LAUNCH(kernel, ...)                                                  \\\n"
      << "  do {                                                                       \\\n"
@@ -239,7 +262,8 @@ void llamac::kir::emitCpu(const Program &p, const std::string &command, llvm::ra
       os << "  // " << i << ": " << l.origin << "\n";
       for (int w : l.waits)
         os << "  // wait event " << w << " (one stream: already in order)\n";
-      os << "  LAUNCH(\"" << kernelName(l.kind) << "\", " << call(l) << ");\n";
+      os << "  LAUNCH(\"" << kernelName(l.kind) << "\", " << call(l, collectiveWhat(p, l))
+         << ");\n";
       if (l.records >= 0)
         os << "  // record event " << l.records << "\n";
     }

@@ -50,6 +50,7 @@ struct PointwiseKernels {
 /// the launches that report bad ids in the error words.
 struct FunctionEmitter {
   const Function &fn;
+  const Program *program; ///< for the names of parameters in messages; may be null
   PointwiseKernels &pointwise;
   std::string precision; ///< cuda::Precision enumerator of the GEMMs' products
   std::vector<int64_t> inOffset, outOffset;
@@ -60,8 +61,9 @@ struct FunctionEmitter {
   };
   std::vector<Check> checks;
 
-  FunctionEmitter(const Function &f, PointwiseKernels &pointwise, std::string precision)
-      : fn(f), pointwise(pointwise), precision(std::move(precision)) {
+  FunctionEmitter(const Function &f, const Program *program, PointwiseKernels &pointwise,
+                  std::string precision)
+      : fn(f), program(program), pointwise(pointwise), precision(std::move(precision)) {
     auto place = [&](const std::vector<TensorSig> &sigs, std::vector<int64_t> &offsets) {
       for (const TensorSig &s : sigs) {
         offsets.push_back(stagingBytes);
@@ -113,6 +115,12 @@ struct FunctionEmitter {
   std::string check(size_t launch, const std::string &what) {
     checks.push_back({launch, what});
     return "E + " + std::to_string(checks.size() - 1);
+  }
+
+  /// What a collective moves, for its messages (the unit's shard, as the CPU's name it).
+  std::string collectiveWhatOf(const Launch &l) const {
+    static const Program none;
+    return collectiveWhat(program ? *program : none, l);
   }
 
   std::string call(const Launch &l, size_t index) {
@@ -246,6 +254,18 @@ struct FunctionEmitter {
       return pointwise.kernelFor(l) + "<<<" + std::to_string(blocks) + ", 256, 0, " + st +
              ">>>(" + std::to_string(n) + args + ", " + out(l, 0) + ")";
     }
+    case KernelKind::AllGather:
+    case KernelKind::ReduceScatter:
+    case KernelKind::AllReduce: {
+      // NCCL on the launch's stream (the communication stream), among the ranks of its
+      // grid axis.
+      const char *fn = l.kind == KernelKind::AllGather       ? "allGather"
+                       : l.kind == KernelKind::ReduceScatter ? "reduceScatter"
+                                                             : "allReduce";
+      return std::string("cuda::") + fn + "(X, " + I(l, "axis") + ", " + st + ", " +
+             in(l, 0) + ", " + out(l, 0) + ", " + I(l, "n") + ", " + I(l, "ranks") + ", \"" +
+             escape(collectiveWhatOf(l)) + "\")";
+    }
     case KernelKind::AdamW:
       return "cuda::adamw(" + out(l, 0) + ", " + in(l, 1) + ", " + out(l, 1) + ", " + out(l, 2) +
              ", " + I(l, "n") + ", " + in(l, 4) + ", " + in(l, 5) + ", " + in(l, 6) + ", " +
@@ -309,6 +329,13 @@ struct FunctionEmitter {
        << "  std::byte *S = X.staging(" << std::max<int64_t>(stagingBytes, 256) << ");\n"
        << "  int64_t *E = X.errorWords(" << checks.size() << ");\n"
        << "  X.gemm().setPrecision(cuda::Precision::" << precision << ");\n";
+    // The ranks of each grid axis its collectives run along.
+    std::set<int64_t> axes;
+    for (const Launch &l : fn.launches)
+      if (isCollective(l.kind))
+        axes.insert(l.intAttr("axis"));
+    for (int64_t a : axes)
+      os << "  X.setCommunicator(" << a << ", ctx.grid[" << a << "]);\n";
     for (size_t i = 0; i < fn.inputs.size(); ++i) {
       int64_t n = elemBytes(fn.inputs[i].type);
       for (int64_t d : fn.inputs[i].shape)
@@ -352,6 +379,18 @@ bool llamac::kir::cudaSupports(const Launch &launch, std::string *why) {
   case KernelKind::GemmNTQ8:
     *why = "int8 weights (--weights int8) are generated for the CPU only";
     return false;
+  case KernelKind::AllGather:
+  case KernelKind::ReduceScatter:
+  case KernelKind::AllReduce: {
+    // Through NCCL (runtime/cuda/Nccl.cpp), one communicator per axis of the grid, which
+    // has two at most (rt::Context::grid).
+    int64_t axis = launch.intAttr("axis");
+    if (axis < 0 || axis >= 2) {
+      *why = "the CUDA collectives run along grid axis 0 or 1, not " + std::to_string(axis);
+      return false;
+    }
+    return true;
+  }
   case KernelKind::FlashAttention:
   case KernelKind::FlashAttentionGrad:
   case KernelKind::AttentionKVCache:
@@ -396,7 +435,7 @@ void llamac::kir::emitCuda(const Program &p, const std::string &command, llvm::r
   std::string functions;
   llvm::raw_string_ostream fs(functions);
   for (const Function &f : p.functions) {
-    FunctionEmitter e(f, pointwise, precision);
+    FunctionEmitter e(f, &p, pointwise, precision);
     e.emit(fs);
   }
   if (!pointwise.definitions.empty())
@@ -415,7 +454,7 @@ std::string llamac::kir::emitCudaCall(const Launch &launch, const std::vector<in
   // error-word count and generated kernels are dropped with it.
   static const Function none;
   PointwiseKernels pointwise;
-  FunctionEmitter e(none, pointwise, precisionEnumerator(precision));
+  FunctionEmitter e(none, nullptr, pointwise, precisionEnumerator(precision));
   e.inOffset = inOffsets;
   e.outOffset = outOffsets;
   return e.call(launch, 0);

@@ -5,8 +5,11 @@
 // launch's stream, with its event waits and records, as calls into the CUDA kernels
 // (runtime/cuda/CudaKernels.h), cuBLASLt GEMMs (runtime/cuda/CudaGemm.h) and flash-attention
 // templates instantiated for the model's head dimension and the launch's tiles
-// (runtime/cuda/FlashAttention.cuh); and a wrapper that stages the host inputs, runs the
-// body (directly or as a CUDA graph), reports bad token ids, and copies the outputs back.
+// (runtime/cuda/FlashAttention.cuh), and the collectives of FSDP programs as NCCL calls
+// (runtime/cuda/Nccl.cpp); and a wrapper that hands the run's communicators to the
+// execution state (functions with collectives: one per grid axis they use), stages the host
+// inputs, runs the body (directly or as a CUDA graph), reports bad token ids, and copies the
+// outputs back.
 // Then the ProgramSpec tables (EmitSpec.h) with createDevice = cuda::createCudaDevice.
 // nvcc compiles it (`llamac compile --target cuda`) for sm_80 and sm_90.
 //
@@ -35,7 +38,8 @@ void emitCuda(const Program &program, const std::string &command, llvm::raw_ostr
 /// `S`, where input i of the launch's function sits at inOffsets[i] and output i at
 /// outOffsets[i], `E` (the error words; validating kinds report in E + 0) and at<T>(base,
 /// offset). `precision` is the program's --precision ("bf16", "tf32" or "f32"; the config
-/// entry). Pointwise launches, whose kernels are generated per program, are not supported.
+/// entry). Pointwise launches, whose kernels are generated per program, are not supported;
+/// collectives (cuda::allGather(X, ...)) name what they move after the launch's origin.
 std::string emitCudaCall(const Launch &launch, const std::vector<int64_t> &inOffsets,
                          const std::vector<int64_t> &outOffsets,
                          const std::string &precision = "bf16");

@@ -96,6 +96,15 @@ std::string llamac::kir::pointwiseBody(const Launch &launch, const char *const m
   return out;
 }
 
+std::string llamac::kir::collectiveWhat(const Program &p, const Launch &launch) {
+  if (!isCollective(launch.kind))
+    return "";
+  int64_t unit = launch.intAttr("unit");
+  if (unit >= 0 && unit < int64_t(p.params.size()))
+    return p.params[unit].name;
+  return "the values of " + launch.origin;
+}
+
 void llamac::kir::emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name,
                      llvm::raw_ostream &os) {
   os << "const rt::TensorSpec " << name << "[] = {\n";
@@ -118,6 +127,30 @@ void llamac::kir::emitTensorSpecs(const std::vector<TensorSig> &sigs, const std:
 
 void llamac::kir::emitProgramSpec(const Program &p, const std::string &createDevice,
                                   llvm::raw_ostream &os) {
+  // FSDP units: each one's members, then the layouts the shards point to.
+  for (size_t u = 0; u < p.shardLayouts.size(); ++u) {
+    os << "const rt::ShardMember kMembers" << u << "[] = {\n";
+    for (const ShardMember &m : p.shardLayouts[u].members) {
+      os << "    {\"" << escape(m.name) << "\", " << m.offset << ", " << m.elements() << ", "
+         << m.shape.size() << ", {";
+      for (size_t i = 0; i < m.shape.size(); ++i)
+        os << (i ? ", " : "") << m.shape[i];
+      os << "}, rt::ParamInit::"
+         << (m.init == ParamInit::Zeros ? "Zeros" : m.init == ParamInit::Ones ? "Ones" : "Normal")
+         << ", " << lit(m.std) << "},\n";
+    }
+    os << "};\n";
+  }
+  if (!p.shardLayouts.empty()) {
+    os << "const rt::ShardLayout kLayouts[] = {\n";
+    for (size_t u = 0; u < p.shardLayouts.size(); ++u) {
+      const ShardLayout &l = p.shardLayouts[u];
+      os << "    {" << l.ranks << ", " << l.flat << ", " << l.padded << ", " << l.members.size()
+         << ", kMembers" << u << "},\n";
+    }
+    os << "};\n\n";
+  }
+
   os << "const rt::ParamSpec kParams[] = {\n";
   for (const Param &q : p.params) {
     const char *role = q.role == ParamRole::Weight     ? "Weight"
@@ -132,7 +165,8 @@ void llamac::kir::emitProgramSpec(const Program &p, const std::string &createDev
     for (size_t i = 0; i < q.shape.size(); ++i)
       os << (i ? ", " : "") << q.shape[i];
     os << "}, rt::ParamInit::" << init << ", " << lit(q.std) << ", rt::ElemType::"
-       << (q.quantized ? "I8" : "F32") << ", " << q.scaleOffset << "},\n";
+       << (q.quantized ? "I8" : "F32") << ", " << q.scaleOffset << ", "
+       << (q.shard >= 0 ? "&kLayouts[" + std::to_string(q.shard) + "]" : "nullptr") << "},\n";
   }
   os << "};\n\n";
 
@@ -182,7 +216,9 @@ void llamac::kir::emitProgramSpec(const Program &p, const std::string &createDev
      << "    .cacheBytes = " << p.cacheBytes << ",\n"
      << "    .configKeys = kConfigKeys,\n"
      << "    .configValues = kConfigValues,\n"
-     << "    .numConfig = " << p.config.size() << ",\n";
+     << "    .numConfig = " << p.config.size() << ",\n"
+     << "    .fsdpRanks = " << p.fsdpRanks << ",\n"
+     << "    .fsdpReplicas = " << (p.fsdpGrid.size() == 2 ? p.fsdpGrid[0] : 1) << ",\n";
   if (!createDevice.empty())
     os << "    .createDevice = " << createDevice << ",\n";
   os << "};\n\n"

@@ -30,6 +30,11 @@ std::string identifier(const std::string &s);
 /// target's functions: "exp", "log", "sqrt", "rsqrt", "max" (NaN-propagating) in that order.
 std::string pointwiseBody(const Launch &launch, const char *const math[5]);
 
+/// What a collective launch moves, for the communicator's messages: the unit's shard it
+/// gathers or reduces into ("fsdp.layers.3"), else the op it came from; empty for other
+/// launches.
+std::string collectiveWhat(const Program &p, const Launch &launch);
+
 /// `const rt::TensorSpec <name>[]` for a function's inputs or outputs.
 void emitTensorSpecs(const std::vector<TensorSig> &sigs, const std::string &name,
                      llvm::raw_ostream &os);

@@ -86,6 +86,11 @@ const Signature kSignatures[] = {
     {KernelKind::AdamW, "adamw", 7, 3},
     // Any number of inputs of the output's element count; the body says what it computes.
     {KernelKind::Pointwise, "pointwise", -1, 1},
+    // The rank's shard -> the whole unit; a unit's gradients -> the rank's shard of their
+    // sum; a value -> its sum over the ranks.
+    {KernelKind::AllGather, "all_gather", 1, 1},
+    {KernelKind::ReduceScatter, "reduce_scatter", 1, 1},
+    {KernelKind::AllReduce, "all_reduce", 1, 1},
 };
 
 const Signature &signatureOf(KernelKind kind) {
@@ -115,6 +120,11 @@ std::string describe(const BufferRef &b) {
 
 const char *llamac::kir::kernelName(KernelKind k) { return signatureOf(k).name; }
 
+bool llamac::kir::isCollective(KernelKind k) {
+  return k == KernelKind::AllGather || k == KernelKind::ReduceScatter ||
+         k == KernelKind::AllReduce;
+}
+
 const char *llamac::kir::scalarOpName(ScalarOp::Kind kind) {
   static const char *const names[] = {"in",  "const", "add", "sub",  "mul",  "div",
                                       "max", "neg",   "exp", "log",  "sqrt", "rsqrt"};
@@ -122,6 +132,13 @@ const char *llamac::kir::scalarOpName(ScalarOp::Kind kind) {
 }
 
 int64_t BufferRef::elements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+int64_t ShardMember::elements() const {
   int64_t n = 1;
   for (int64_t d : shape)
     n *= d;
@@ -204,6 +221,20 @@ bool llamac::kir::verify(const Program &program, std::string *why) {
           if (b.elements() != l.outputs[0].elements())
             return fail("input " + describe(b) + " does not have the output's element count");
       }
+      if (isCollective(l.kind)) {
+        int64_t n = l.intAttr("n"), ranks = l.intAttr("ranks");
+        int64_t in = l.kind == KernelKind::ReduceScatter ? n * ranks : n;
+        int64_t outN = l.kind == KernelKind::AllGather ? n * ranks : n;
+        int64_t axis = l.intAttr("axis");
+        if (axis < 0 || axis >= int64_t(program.fsdpGrid.size()) ||
+            ranks != program.fsdpGrid[size_t(axis)] || ranks < 1)
+          return fail("is over " + std::to_string(ranks) + " ranks along grid axis " +
+                      std::to_string(axis) + ", which the program's grid does not have");
+        if (l.inputs[0].type != ElemType::F32 || l.outputs[0].type != ElemType::F32 ||
+            l.inputs[0].elements() != in || l.outputs[0].elements() != outN)
+          return fail("moves " + describe(l.inputs[0]) + " to " + describe(l.outputs[0]) +
+                      ", which do not fit n = " + std::to_string(n));
+      }
       auto check = [&](const BufferRef &b) -> bool {
         if (b.offset < 0)
           return fail("buffer " + describe(b) + " has a negative offset");
@@ -258,6 +289,12 @@ void llamac::kir::print(const Program &p, llvm::raw_ostream &os) {
      << " batch " << p.batch << " seq " << p.seq << "\n";
   os << "params " << p.params.size() << " tensors, " << p.paramBytes << " bytes; cache "
      << p.cacheBytes << " bytes\n";
+  if (p.fsdpRanks) {
+    os << "fsdp " << p.fsdpRanks << " ranks, grid ";
+    for (size_t i = 0; i < p.fsdpGrid.size(); ++i)
+      os << (i ? "x" : "") << p.fsdpGrid[i];
+    os << ", " << p.shardLayouts.size() << " units\n";
+  }
   for (const Function &f : p.functions) {
     os << "func @" << f.name << "(";
     for (size_t i = 0; i < f.inputs.size(); ++i) {

@@ -66,7 +66,14 @@ enum class KernelKind {
   CrossEntropy, CrossEntropyGrad,
   LRSchedule, GradClip, AdamW,
   Pointwise,
+  // Collectives over the data-parallel ranks (llamac-plan-fsdp's shard ops), on the
+  // communication stream: ints n (elements per rank; all_reduce: elements), axis (of the
+  // grid: Program::fsdpGrid), ranks (the group along it), and unit (the index of the
+  // parameter moved, for messages; -1 for none).
+  AllGather, ReduceScatter, AllReduce,
 };
+/// Whether `k` is a collective (runs on the communication stream, talks to other ranks).
+bool isCollective(KernelKind k);
 const char *kernelName(KernelKind k); // "gemm_nt", "rms_norm", ...
 
 /// One scalar operation of a Pointwise launch's body (llama.fused_elementwise): the body is
@@ -119,6 +126,25 @@ struct Function {
 enum class ParamRole { Weight, Gradient, AdamM, AdamV };
 enum class ParamInit { Zeros, Ones, Normal };
 
+/// One weight of an FSDP unit (llamac-plan-fsdp's `llama.fsdp` attribute): where it starts
+/// in the unit's flat buffer, its shape and its initialiser.
+struct ShardMember {
+  std::string name;
+  int64_t offset = 0;
+  std::vector<int64_t> shape;
+  ParamInit init = ParamInit::Zeros;
+  double std = 0;
+  int64_t elements() const;
+};
+
+/// A unit flattened and zero-padded to `padded` elements, of which each of `ranks` ranks
+/// holds padded / ranks: rank r the elements [r S, (r+1) S).
+struct ShardLayout {
+  int64_t ranks = 0, flat = 0, padded = 0;
+  std::vector<ShardMember> members;
+  int64_t shard() const { return ranks ? padded / ranks : 0; }
+};
+
 struct Param {
   std::string name;
   ParamRole role;
@@ -129,6 +155,9 @@ struct Param {
   /// Stored as int8 rows with one f32 scale per row at scaleOffset (runtime/cpu/Quantize.h).
   bool quantized = false;
   int64_t scaleOffset = -1;
+  /// For a shard of an FSDP unit (fsdp.<unit>, fsdp.grad.<unit>, ...): the unit's layout,
+  /// an index into Program::shardLayouts; -1 otherwise.
+  int64_t shard = -1;
   int64_t elements() const;
   int64_t storageBytes() const { return elements() * (quantized ? 1 : 4); }
 };
@@ -144,6 +173,12 @@ struct Program {
   int64_t paramBytes = 0;
   int64_t cacheBytes = 0;
   std::vector<Function> functions;
+  /// FSDP (llamac-plan-fsdp): the ranks the program runs on (0: not sharded), the grid they
+  /// form ({ranks}, or {replicas, group} for hybrid sharding, where the units are sharded
+  /// along the last axis) and the layout of each unit.
+  int64_t fsdpRanks = 0;
+  std::vector<int64_t> fsdpGrid;
+  std::vector<ShardLayout> shardLayouts;
   /// Compile-time settings, recorded in the executable.
   std::map<std::string, std::string> config;
 

@@ -18,6 +18,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
@@ -39,6 +40,7 @@ using namespace llamac::llama;
 //===----------------------------------------------------------------------------------===//
 
 static ParamRole roleOf(StringRef name) {
+  name.consume_front("fsdp."); // a shard has the role of what it is a shard of
   if (name.starts_with("grad."))
     return ParamRole::Gradient;
   if (name.starts_with("adamw.m."))
@@ -46,6 +48,78 @@ static ParamRole roleOf(StringRef name) {
   if (name.starts_with("adamw.v."))
     return ParamRole::AdamV;
   return ParamRole::Weight;
+}
+
+/// The `llama.fsdp` layouts of llamac-plan-fsdp's shards (one per unit, shared by its four
+/// shards) into Program::shardLayouts, and the rank count of the grid.
+static LogicalResult lowerShardLayouts(ModelOp model, Program &program) {
+  program.fsdpRanks = 0;
+  program.fsdpGrid.clear();
+  program.shardLayouts.clear();
+  DenseMap<Attribute, int64_t> layoutIndex;
+  for (ParamOp p : model.getOps<ParamOp>()) {
+    auto attr = p->getAttrOfType<DictionaryAttr>("llama.fsdp");
+    if (!attr)
+      continue;
+    int64_t index = program.findParam(p.getSymName().str());
+    auto [it, inserted] = layoutIndex.try_emplace(attr, int64_t(program.shardLayouts.size()));
+    program.params[index].shard = it->second;
+    if (!inserted)
+      continue;
+    auto members = attr.getAs<ArrayAttr>("members");
+    auto offsets = attr.getAs<DenseI64ArrayAttr>("offsets");
+    auto shapes = attr.getAs<ArrayAttr>("shapes");
+    auto inits = attr.getAs<ArrayAttr>("inits");
+    auto stds = attr.getAs<DenseF64ArrayAttr>("stds");
+    auto integer = [&](StringRef key) -> int64_t {
+      auto v = attr.getAs<IntegerAttr>(key);
+      return v ? v.getInt() : -1;
+    };
+    ShardLayout layout;
+    layout.ranks = integer("ranks");
+    layout.flat = integer("flat");
+    layout.padded = integer("padded");
+    size_t n = members ? members.size() : 0;
+    if (!members || !offsets || !shapes || !inits || !stds || offsets.size() != int64_t(n) ||
+        shapes.size() != n || inits.size() != n || stds.size() != int64_t(n) ||
+        layout.ranks < 1 || layout.padded % layout.ranks != 0 || layout.flat > layout.padded)
+      return p.emitError("malformed llama.fsdp layout on @") << p.getSymName();
+    auto replicasAttr = attr.getAs<IntegerAttr>("replicas");
+    int64_t replicas = replicasAttr ? replicasAttr.getInt() : 1;
+    if (replicas < 1)
+      return p.emitError("malformed llama.fsdp layout on @") << p.getSymName();
+    std::vector<int64_t> grid =
+        replicas > 1 ? std::vector<int64_t>{replicas, layout.ranks}
+                     : std::vector<int64_t>{layout.ranks};
+    if (program.fsdpRanks && program.fsdpGrid != grid)
+      return p.emitError("@") << p.getSymName()
+                              << " is sharded on another grid than the other parameters";
+    program.fsdpRanks = layout.ranks * replicas;
+    program.fsdpGrid = grid;
+    for (size_t i = 0; i < n; ++i) {
+      ShardMember m;
+      auto name = dyn_cast<StringAttr>(members[i]);
+      auto shape = dyn_cast<DenseI64ArrayAttr>(shapes[i]);
+      auto init = dyn_cast<StringAttr>(inits[i]);
+      std::optional<InitKind> kind = init ? symbolizeInitKind(init.getValue()) : std::nullopt;
+      if (!name || !shape || !kind)
+        return p.emitError("malformed member ") << i << " in the llama.fsdp layout of @"
+                                                << p.getSymName();
+      m.name = name.getValue().str();
+      m.offset = offsets[i];
+      m.shape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
+      m.init = *kind == InitKind::zeros  ? ParamInit::Zeros
+               : *kind == InitKind::ones ? ParamInit::Ones
+                                         : ParamInit::Normal;
+      m.std = stds[i];
+      if (m.offset < 0 || m.offset + m.elements() > layout.flat)
+        return p.emitError("member @") << m.name << " lies outside its unit's "
+                                       << layout.flat << " elements";
+      layout.members.push_back(std::move(m));
+    }
+    program.shardLayouts.push_back(std::move(layout));
+  }
+  return success();
 }
 
 LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program, bool quantize) {
@@ -177,7 +251,7 @@ LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program, bool qua
     }
   }
   program.paramBytes = offset;
-  return success();
+  return lowerShardLayouts(model, program);
 }
 
 //===----------------------------------------------------------------------------------===//
@@ -211,6 +285,8 @@ std::string originOf(Operation *op) {
   return s;
 }
 
+void scheduleCommunication(Function &f);
+
 class FunctionLowering {
 public:
   FunctionLowering(func::FuncOp fn, Program &program, const LowerOptions &options)
@@ -223,6 +299,7 @@ private:
   void decideStorage();
   LogicalResult checkParamHazards();
   LogicalResult lowerOp(Operation *op);
+  LogicalResult lowerCollective(Operation *op);
   Launch &launch(KernelKind kind, Operation *op) {
     Launch l;
     l.kind = kind;
@@ -560,6 +637,7 @@ LogicalResult FunctionLowering::run() {
   for (Operation &op : block)
     if (failed(lowerOp(&op)))
       return failure();
+  scheduleCommunication(out);
   program.functions.push_back(std::move(out));
   return success();
 }
@@ -962,6 +1040,8 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     l.body = std::move(scalars);
     return success();
   }
+  if (isa<shard::AllGatherOp, shard::ReduceScatterOp, shard::AllReduceOp>(op))
+    return lowerCollective(op);
   if (auto s = dyn_cast<ScaleOp>(op)) {
     Launch &l = launch(KernelKind::Scale, op);
     l.inputs = {ref(s.getInput())};
@@ -1012,6 +1092,115 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     return success();
   }
   return op->emitError("code generation has no kernel for '") << op->getName() << "'";
+}
+
+/// The shard dialect's collectives over llamac-plan-fsdp's 1-D grid, as the plan uses them:
+/// gathers and reduce-scatters of flat f32 units along their only axis, sums of f32 values.
+LogicalResult FunctionLowering::lowerCollective(Operation *op) {
+  Value in = op->getOperand(0), result = op->getResult(0);
+  auto inType = cast<RankedTensorType>(in.getType());
+  if (!inType.getElementType().isF32())
+    return op->emitError("code generation supports collectives of f32 tensors; got ") << inType;
+  if (program.fsdpRanks < 1)
+    return op->emitError("a collective in a program with no llama.fsdp parameters: "
+                         "code generation knows the ranks from llamac-plan-fsdp's layouts");
+  auto axes = op->getAttrOfType<DenseI16ArrayAttr>("grid_axes");
+  if (!axes || axes.size() != 1 || axes[0] < 0 || axes[0] >= int64_t(program.fsdpGrid.size()))
+    return op->emitError("code generation supports collectives along one axis of the ")
+           << program.fsdpGrid.size() << "-D grid";
+  const int64_t axis = axes[0], ranks = program.fsdpGrid[size_t(axis)];
+  // The unit a collective moves, for messages: the parameter gathered, or the gradient shard
+  // that the reduced block ends up added to.
+  int64_t unit = -1;
+  if (auto g = in.getDefiningOp<GetParamOp>())
+    unit = program.findParam(g.getName().str());
+  std::function<void(Value, int)> findStore = [&](Value v, int depth) {
+    for (Operation *user : v.getUsers()) {
+      if (auto s = dyn_cast<SetParamOp>(user))
+        unit = program.findParam(s.getName().str());
+      else if (depth > 0 && user->getNumResults() == 1)
+        findStore(user->getResult(0), depth - 1);
+    }
+  };
+  if (unit < 0)
+    findStore(result, 2);
+  Launch *l = nullptr;
+  if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
+    if (inType.getRank() != 1 || g.getGatherAxis().getSExtValue() != 0 ||
+        numElements(result) != numElements(in) * ranks)
+      return op->emitError("code generation gathers flat units over the ")
+             << ranks << "-rank grid only";
+    l = &launch(KernelKind::AllGather, op);
+    l->ints = {{"n", numElements(in)}, {"axis", axis}, {"ranks", ranks}, {"unit", unit}};
+  } else if (auto r = dyn_cast<shard::ReduceScatterOp>(op)) {
+    if (inType.getRank() != 1 || r.getScatterAxis().getSExtValue() != 0 ||
+        r.getReduction() != shard::ReductionKind::Sum ||
+        numElements(in) != numElements(result) * ranks)
+      return op->emitError("code generation reduce-scatters (sum) flat units over the ")
+             << ranks << "-rank grid only";
+    l = &launch(KernelKind::ReduceScatter, op);
+    l->ints = {{"n", numElements(result)}, {"axis", axis}, {"ranks", ranks}, {"unit", unit}};
+  } else {
+    if (cast<shard::AllReduceOp>(op).getReduction() != shard::ReductionKind::Sum)
+      return op->emitError("code generation supports all_reduce with sum only");
+    l = &launch(KernelKind::AllReduce, op);
+    l->ints = {{"n", numElements(in)}, {"axis", axis}, {"ranks", ranks}, {"unit", unit}};
+  }
+  l->inputs = {ref(in)};
+  l->outputs = {ref(result)};
+  return success();
+}
+
+/// Whether two buffers may share memory.
+bool overlaps(const BufferRef &a, const BufferRef &b) {
+  bool sameRegion = a.space == b.space &&
+                    (a.space == Space::Arena || a.space == Space::Param ||
+                     a.space == Space::Cache || a.index == b.index);
+  return sameRegion && a.offset < b.offset + b.bytes() && b.offset < a.offset + a.bytes();
+}
+
+/// Collectives go on stream 1, the communication stream, so that a unit's gather (issued
+/// ahead by the prefetch) and a gradient's reduce-scatter overlap the compute on stream 0.
+/// Ordering is by events only where memory demands it: a collective first waits for the
+/// last earlier compute launch that touches its buffers (the producer of its input, or a
+/// launch still using arena memory the plan lets it reuse); a later compute launch that
+/// touches them waits for the collective. Collectives keep their program order on stream 1.
+void scheduleCommunication(Function &f) {
+  int nextEvent = 0;
+  auto touches = [](const Launch &l, const Launch &c) {
+    for (const BufferRef *x : {&c.inputs[0], &c.outputs[0]}) {
+      for (const BufferRef &b : l.inputs)
+        if (overlaps(b, *x))
+          return true;
+      for (const BufferRef &b : l.outputs)
+        if (overlaps(b, *x))
+          return true;
+    }
+    return false;
+  };
+  for (size_t i = 0; i < f.launches.size(); ++i) {
+    if (!isCollective(f.launches[i].kind))
+      continue;
+    f.launches[i].stream = 1;
+    for (size_t j = i; j-- > 0;) {
+      Launch &before = f.launches[j];
+      if (before.stream == 0 && touches(before, f.launches[i])) {
+        if (before.records < 0)
+          before.records = nextEvent++;
+        f.launches[i].waits.push_back(before.records);
+        break;
+      }
+    }
+    for (size_t j = i + 1; j < f.launches.size(); ++j) {
+      Launch &after = f.launches[j];
+      if (!isCollective(after.kind) && touches(after, f.launches[i])) {
+        if (f.launches[i].records < 0)
+          f.launches[i].records = nextEvent++;
+        after.waits.push_back(f.launches[i].records);
+        break;
+      }
+    }
+  }
 }
 
 } // namespace

@@ -77,17 +77,31 @@ bool llamac::plan(const ModelInfo &info, const DeviceSpec &device, const PlanOpt
       r.shardGroup > device.gpusPerNode ? device.interBandwidth : device.intraBandwidth;
   double groupLatency =
       r.shardGroup > device.gpusPerNode ? device.interLatency : device.intraLatency;
-  double units = double(info.numLayers + 2); // layers, embedding, output
-  r.allGatherBytes = 2 * (G - 1) / G * 2 * N;
-  r.reduceScatterBytes = (G - 1) / G * 4 * N;
+  // The units of the compiled program, padded to a multiple of the group as
+  // llamac-plan-fsdp pads them; without them, one per layer plus the embedding and output.
+  double units = double(info.numLayers + 2), P = N, largest = double(info.numLayerParams);
+  if (!o.unitElements.empty()) {
+    units = double(o.unitElements.size());
+    P = largest = 0;
+    for (int64_t e : o.unitElements) {
+      double padded = std::ceil(double(e) / G) * G;
+      P += padded;
+      largest = std::max(largest, padded);
+    }
+  }
+  r.units = int64_t(units);
+  r.gatheredElements = P;
+  r.largestUnitElements = largest;
+  r.allGatherBytes = 2 * (G - 1) / G * 2 * P;
+  r.reduceScatterBytes = (G - 1) / G * 4 * P;
   double groupSeconds =
-      2 * ringSeconds(2 * N, r.shardGroup, groupBandwidth, 0) +
-      ringSeconds(4 * N, r.shardGroup, groupBandwidth, 0) +
+      2 * ringSeconds(2 * P, r.shardGroup, groupBandwidth, 0) +
+      ringSeconds(4 * P, r.shardGroup, groupBandwidth, 0) +
       3 * units * double(std::max<int64_t>(r.shardGroup - 1, 0)) * groupLatency;
   double R = double(r.replicas);
-  r.allReduceBytes = R > 1 ? 2 * (R - 1) / R * 4 * N / G : 0;
+  r.allReduceBytes = R > 1 ? 2 * (R - 1) / R * 4 * P / G : 0;
   double replicaSeconds =
-      R > 1 ? 2 * ringSeconds(4 * N / G, r.replicas, device.interBandwidth, 0) +
+      R > 1 ? 2 * ringSeconds(4 * P / G, r.replicas, device.interBandwidth, 0) +
                   2 * units * (R - 1) * device.interLatency
             : 0;
   r.commSeconds = groupSeconds + replicaSeconds;
@@ -106,11 +120,10 @@ bool llamac::plan(const ModelInfo &info, const DeviceSpec &device, const PlanOpt
   // bf16 units (the computing one, the prefetched ones, and the gradient of one in fp32), and
   // the activations the backward keeps at this many tokens.
   r.unshardedStateBytes = 16 * N;
-  r.paramBytes = (2 + 4) * N / G; // bf16 compute copy + fp32 master
-  r.gradBytes = 2 * N / G;
-  r.optimizerBytes = 8 * N / G;
-  double unit = double(info.numLayerParams);
-  r.gatheredBytes = (1 + o.prefetch) * 2 * unit + 4 * unit;
+  r.paramBytes = (2 + 4) * P / G; // bf16 compute copy + fp32 master
+  r.gradBytes = 2 * P / G;
+  r.optimizerBytes = 8 * P / G;
+  r.gatheredBytes = (1 + o.prefetch) * 2 * largest + 4 * largest;
   double kept = 0;
   for (const ModelInfo::Remat &m : info.remat)
     if (m.policy == o.remat)
@@ -136,6 +149,11 @@ void llamac::printPlan(const ModelInfo &info, const DeviceSpec &d, const PlanOpt
                      r.tokensPerSecondPerDevice, 100 * r.mfu);
   if (r.gpuHours > 0)
     os << llvm::format("device-hours for %.3g tokens: %.0f\n", o.totalTokens, r.gpuHours);
+  os << llvm::format("units: %lld gathered and reduce-scattered per step, %.4g elements "
+                     "padded, the largest %.4g%s\n",
+                     (long long)r.units, r.gatheredElements, r.largestUnitElements,
+                     o.unitElements.empty() ? " (one per layer, embedding and output)"
+                                            : " (llamac-plan-fsdp's units)");
   os << llvm::format("communication per device per step: all-gather %.2f GiB, reduce-scatter "
                      "%.2f GiB, all-reduce %.2f GiB\n",
                      gib(r.allGatherBytes), gib(r.reduceScatterBytes), gib(r.allReduceBytes));

@@ -48,12 +48,19 @@ struct PlanOptions {
   std::string remat = "selective";
   /// For GPU-hours; 0 leaves them out.
   double totalTokens = 0;
+  /// The elements of each unit the compiled program gathers and reduce-scatters
+  /// (llamac-plan-fsdp's units, fsdpUnitSizes), before padding to the shard group; empty:
+  /// one unit per layer plus the embedding and the output.
+  std::vector<int64_t> unitElements;
 };
 
 struct PlanResult {
   int64_t shardGroup = 0, replicas = 0;
   double computeSeconds = 0, commSeconds = 0, exposedCommSeconds = 0, stepSeconds = 0;
   double tokensPerSecondPerDevice = 0, mfu = 0, gpuHours = 0;
+  /// The units gathered: how many, and the elements of all and of the largest, padded.
+  int64_t units = 0;
+  double gatheredElements = 0, largestUnitElements = 0;
   /// Bytes each device sends per step, by collective kind.
   double allGatherBytes = 0, reduceScatterBytes = 0, allReduceBytes = 0;
   /// Memory per device.

@@ -7,7 +7,14 @@
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
 
+#include <string>
+#include <vector>
+
 namespace llamac {
+
+namespace llama {
+class ModelOp;
+} // namespace llama
 
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
@@ -47,6 +54,9 @@ struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipeli
                        llvm::cl::desc("Shard over this many data-parallel ranks "
                                       "(llamac-plan-fsdp; 0: no sharding)"),
                        llvm::cl::init(0)};
+  Option<int64_t> fsdpReplicas{*this, "fsdp-replicas",
+                               llvm::cl::desc("llamac-plan-fsdp's replicas (hybrid sharding)"),
+                               llvm::cl::init(1)};
   Option<int64_t> fsdpPrefetch{*this, "fsdp-prefetch",
                                llvm::cl::desc("llamac-plan-fsdp's prefetch depth"),
                                llvm::cl::init(1)};
@@ -77,6 +87,15 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
 
 /// Registers every llamac pass and the named pipelines (`llamac-frontend`).
 void registerLlamacPassesAndPipelines();
+
+/// The units llamac-plan-fsdp groups a model's weights into (declared or expanded model),
+/// with their elements before padding: what each gather and reduce-scatter moves. The
+/// planner (`llamac plan`) sizes its collectives with them.
+struct FsdpUnitSize {
+  std::string name;
+  int64_t elements;
+};
+mlir::FailureOr<std::vector<FsdpUnitSize>> fsdpUnitSizes(llama::ModelOp model);
 
 } // namespace llamac
 

@@ -106,6 +106,9 @@ def LlamaPlanFsdp : Pass<"llamac-plan-fsdp", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"ranks", "ranks", "int64_t", "1", "Data-parallel ranks to shard over">,
+    Option<"replicas", "replicas", "int64_t", "1",
+           "Shard within groups of ranks/replicas ranks and replicate across the groups "
+           "(a 2-D grid: hybrid sharding)">,
     Option<"reshardAfterForward", "reshard-after-forward", "bool", "true",
            "Free a unit after its last forward use and gather it again for the backward">,
     Option<"prefetch", "prefetch", "int64_t", "1",

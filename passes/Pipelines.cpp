@@ -52,6 +52,7 @@ void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOpti
     LlamaPlanFsdpOptions fsdp;
     fsdp.ranks = options.fsdp;
     fsdp.prefetch = options.fsdpPrefetch;
+    fsdp.replicas = options.fsdpReplicas;
     pm.addPass(createLlamaPlanFsdp(fsdp));
   }
   if (options.fuseAdamW)

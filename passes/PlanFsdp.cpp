@@ -11,8 +11,8 @@
 //    order, zero-padded to a multiple of `ranks`; rank r holds elements [r S, (r+1) S) of it,
 //    S = padded / ranks, as the parameter `fsdp.<unit>`, with its gradient accumulator and
 //    AdamW moments `fsdp.grad.<unit>`, `fsdp.adamw.m.<unit>`, `fsdp.adamw.v.<unit>`. The
-//    attribute `llama.fsdp` of each shard records the members and their offsets, for
-//    checkpoints and initialisation.
+//    attribute `llama.fsdp` of each shard records the members with their offsets, shapes
+//    and initialisers, for checkpoints and initialisation.
 //  - Gathers. In every function that reads weights, the unit is all-gathered
 //    (shard.all_gather) just before the first op that uses one of its members, and each
 //    member is a slice (and split_dim) of the gathered buffer. With reshard-after-forward,
@@ -28,10 +28,18 @@
 //  - Update. @train_update is rebuilt on the shards: the global gradient norm from the
 //    ranks' sums of squares (shard.all_reduce), clipping, the schedule, and AdamW on the
 //    rank's shard only. Padding holds zeros and its gradient is zero, so it stays zero.
+//  - Hybrid sharding (`replicas` = R > 1): the grid is 2-D, R x G with G = ranks / R (rank
+//    r at (r / G, r mod G), so a group is G consecutive ranks: one node's GPUs). Units are
+//    sharded over the G ranks of a group (axis 1) and replicated across the R groups: the
+//    gathers, reduce-scatters and the norm's sum run along axis 1, and each reduced gradient
+//    shard is then summed over its R replicas (shard.all_reduce along axis 0) before it is
+//    accumulated. Memory per rank is 1/G of the state; the traffic between groups is one
+//    all-reduce of 1/G of the gradients.
 //
 // The gradient function @loss_grad (per-weight gradients by name) is removed: @train_grad is
-// its sharded form. The loss each rank returns is its own micro-batch's; the driver sums losses over ranks as
-// it does for plain data parallelism. `report` prints the per-rank memory of parameters,
+// its sharded form, and its loss is summed over the ranks' micro-batches (shard.all_reduce),
+// so that every rank returns the global figure. (@loss, for validation, stays per rank: every
+// rank validates on the same batches.) `report` prints the per-rank memory of parameters,
 // gradients and optimizer state against the unsharded program's, and the largest gathered
 // unit.
 //
@@ -98,13 +106,36 @@ RankedTensorType flatType(int64_t n, MLIRContext *ctx) {
   return RankedTensorType::get({n}, Float32Type::get(ctx));
 }
 
+/// The units of the model's weights (not its optimizer state), in declaration order of their
+/// first member, unpadded; `memberOf` maps a weight to (unit, member).
+LogicalResult collectUnits(ModelOp model, std::vector<Unit> &units,
+                           llvm::StringMap<std::pair<size_t, size_t>> &memberOf) {
+  llvm::StringMap<size_t> unitIndex;
+  for (ParamOp p : model.getOps<ParamOp>()) {
+    if (p.getState())
+      continue;
+    if (!p.getTensorType().getElementType().isF32() || !p.getTensorType().hasStaticShape())
+      return p.emitError("llamac-plan-fsdp shards static f32 weights only");
+    std::string u = unitOf(p);
+    auto [it, fresh] = unitIndex.try_emplace(u, units.size());
+    if (fresh)
+      units.push_back({u, p.getTensorType().getRank() >= 2});
+    Unit &unit = units[it->second];
+    int64_t numel = p.getTensorType().getNumElements();
+    memberOf[p.getSymName()] = {it->second, unit.members.size()};
+    unit.members.push_back({p, unit.flat, numel});
+    unit.flat += numel;
+  }
+  return success();
+}
+
 struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
   using LlamaPlanFsdpBase::LlamaPlanFsdpBase;
 
   void runOnOperation() override {
-    if (ranks < 1 || prefetch < 0) {
-      getOperation().emitError("llamac-plan-fsdp: ranks must be at least 1 and prefetch at "
-                               "least 0");
+    if (ranks < 1 || prefetch < 0 || replicas < 1 || ranks % replicas != 0) {
+      getOperation().emitError("llamac-plan-fsdp: ranks must be at least 1, a multiple of "
+                               "replicas (at least 1), and prefetch at least 0");
       return signalPassFailure();
     }
     for (ModelOp model : getOperation().getOps<ModelOp>())
@@ -125,32 +156,19 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
       return model.emitError("llamac-plan-fsdp needs @train_grad and @train_update "
                              "(run it after llamac-train-step)");
 
-    // Units, in declaration order of their first member.
     llvm::StringMap<ParamOp> byName;
-    std::vector<Unit> units;
-    llvm::StringMap<size_t> unitIndex;
-    llvm::StringMap<std::pair<size_t, size_t>> memberOf; // weight -> (unit, member)
-    for (ParamOp p : model.getOps<ParamOp>()) {
+    for (ParamOp p : model.getOps<ParamOp>())
       byName[p.getSymName()] = p;
-      if (p.getState())
-        continue;
-      if (!p.getTensorType().getElementType().isF32() || !p.getTensorType().hasStaticShape())
-        return p.emitError("llamac-plan-fsdp shards static f32 weights only");
-      std::string u = unitOf(p);
-      auto [it, fresh] = unitIndex.try_emplace(u, units.size());
-      if (fresh)
-        units.push_back({u, p.getTensorType().getRank() >= 2});
-      Unit &unit = units[it->second];
-      int64_t numel = p.getTensorType().getNumElements();
-      memberOf[p.getSymName()] = {it->second, unit.members.size()};
-      unit.members.push_back({p, unit.flat, numel});
-      unit.flat += numel;
-    }
+    std::vector<Unit> units;
+    llvm::StringMap<std::pair<size_t, size_t>> memberOf; // weight -> (unit, member)
+    if (failed(collectUnits(model, units, memberOf)))
+      return failure();
     if (units.empty())
       return success();
+    const int64_t group = ranks / replicas;
     for (Unit &u : units) {
-      u.padded = (u.flat + ranks - 1) / ranks * ranks;
-      u.shard = u.padded / ranks;
+      u.padded = (u.flat + group - 1) / group * group;
+      u.shard = u.padded / group;
     }
 
     // The grid and the shards.
@@ -159,24 +177,36 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
     b.setInsertionPointToStart(&body);
     if (SymbolTable::lookupSymbolIn(model, kGrid))
       return model.emitError("llamac-plan-fsdp: the model already has a symbol @") << kGrid;
-    shard::GridOp::create(b, model.getLoc(), kGrid, ArrayRef<int64_t>{int64_t(ranks)});
+    if (replicas > 1)
+      shard::GridOp::create(b, model.getLoc(), kGrid,
+                            ArrayRef<int64_t>{int64_t(replicas), group});
+    else
+      shard::GridOp::create(b, model.getLoc(), kGrid, ArrayRef<int64_t>{int64_t(ranks)});
     Operation *lastParam = nullptr;
     for (ParamOp p : model.getOps<ParamOp>())
       lastParam = p;
     b.setInsertionPointAfter(lastParam);
     for (const Unit &u : units) {
-      SmallVector<Attribute> names;
+      SmallVector<Attribute> names, shapes, inits;
       SmallVector<int64_t> offsets;
+      SmallVector<double> stds;
       for (const Member &m : u.members) {
         names.push_back(b.getStringAttr(m.param.getSymName()));
         offsets.push_back(m.offset);
+        shapes.push_back(b.getDenseI64ArrayAttr(m.param.getTensorType().getShape()));
+        inits.push_back(b.getStringAttr(stringifyInitKind(m.param.getInit())));
+        stds.push_back(m.param.getStd() ? m.param.getStd()->convertToDouble() : 0.0);
       }
       DictionaryAttr layout = b.getDictionaryAttr(
           {b.getNamedAttr("members", b.getArrayAttr(names)),
            b.getNamedAttr("offsets", b.getDenseI64ArrayAttr(offsets)),
+           b.getNamedAttr("shapes", b.getArrayAttr(shapes)),
+           b.getNamedAttr("inits", b.getArrayAttr(inits)),
+           b.getNamedAttr("stds", b.getDenseF64ArrayAttr(stds)),
            b.getNamedAttr("flat", b.getI64IntegerAttr(u.flat)),
            b.getNamedAttr("padded", b.getI64IntegerAttr(u.padded)),
-           b.getNamedAttr("ranks", b.getI64IntegerAttr(ranks))});
+           b.getNamedAttr("ranks", b.getI64IntegerAttr(group)),
+           b.getNamedAttr("replicas", b.getI64IntegerAttr(replicas))});
       for (const char *prefix : {"", "grad.", "adamw.m.", "adamw.v."}) {
         auto p = ParamOp::create(b, model.getLoc(),
                                  b.getStringAttr(std::string("fsdp.") + prefix + u.name),
@@ -198,20 +228,24 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
         return failure();
     if (failed(shardGradients(trainGrad, units, memberOf)))
       return failure();
+    sumLoss(trainGrad);
     if (failed(rebuildUpdate(trainUpdate, units)))
       return failure();
 
     // The unsharded declarations are unused now.
     for (const Unit &u : units)
-      for (const Member &m : u.members)
+      for (const Member &m : u.members) {
+        // The weight itself goes first: its name must not be read from it after that.
+        std::string name = m.param.getSymName().str();
         for (StringRef prefix : {"", "grad.", "adamw.m.", "adamw.v."}) {
-          ParamOp p = byName.lookup((prefix + m.param.getSymName()).str());
+          ParamOp p = byName.lookup((prefix + name).str());
           if (!p)
             continue;
           if (!SymbolTable::symbolKnownUseEmpty(p, model))
             return p.emitError("llamac-plan-fsdp: @") << p.getSymName() << " is still used";
           p.erase();
         }
+      }
 
     if (report)
       printReport(units);
@@ -280,8 +314,8 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
                                            FlatSymbolRefAttr::get(f.getContext(),
                                                                   "fsdp." + unit.name));
           p.gathered = shard::AllGatherOp::create(
-              b, loc, flatType(unit.padded, f.getContext()), kGrid, ArrayRef<int16_t>{0},
-              shard, APInt(64, 0));
+              b, loc, flatType(unit.padded, f.getContext()), kGrid, shardAxes(), shard,
+              APInt(64, 0));
           if (phase == 1)
             p.gathered.getDefiningOp()->setAttr("llama.backward", b.getUnitAttr());
         }
@@ -353,8 +387,13 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
       if (unit.padded > unit.flat)
         flat = PadOp::create(b, loc, flat, 0, 0, uint64_t(unit.padded - unit.flat));
       Value mine = shard::ReduceScatterOp::create(b, loc, flatType(unit.shard, ctx), kGrid,
-                                                  ArrayRef<int16_t>{0}, flat,
+                                                  shardAxes(), flat,
                                                   shard::ReductionKind::Sum, APInt(64, 0));
+      // Hybrid sharding: the replicas of this shard sum theirs.
+      if (replicas > 1)
+        mine = shard::AllReduceOp::create(b, loc, flatType(unit.shard, ctx), kGrid,
+                                          ArrayRef<int16_t>{0}, mine,
+                                          shard::ReductionKind::Sum);
       auto acc = FlatSymbolRefAttr::get(ctx, "fsdp.grad." + unit.name);
       Value old = GetParamOp::create(b, loc, flatType(unit.shard, ctx), acc);
       Value sum = AddOp::create(b, loc, flatType(unit.shard, ctx), old, mine);
@@ -411,7 +450,8 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
     auto local = GradClipOp::create(b, loc, scalar, scalar, grads, count, clip.getMaxNormAttr());
     Value ss = MulOp::create(b, loc, scalar, local.getNorm(), count);
     ss = MulOp::create(b, loc, scalar, ss, ss);
-    ss = shard::AllReduceOp::create(b, loc, scalar, kGrid, ArrayRef<int16_t>{0}, ss,
+    // (Over the shard group only: every replica holds the same gradients.)
+    ss = shard::AllReduceOp::create(b, loc, scalar, kGrid, shardAxes(), ss,
                                     shard::ReductionKind::Sum);
     Value norm = DivOp::create(b, loc, scalar, SqrtOp::create(b, loc, scalar, ss), count);
     Value ratio = DivOp::create(
@@ -451,6 +491,24 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
     return success();
   }
 
+  /// @train_grad returns the loss summed over every rank's micro-batch (one all_reduce per
+  /// grid axis), so that each rank reports the global figure.
+  void sumLoss(func::FuncOp f) {
+    auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
+    OpBuilder b(ret);
+    for (OpOperand &result : ret->getOpOperands()) {
+      Value v = result.get();
+      for (int16_t axis = 0; axis < (replicas > 1 ? 2 : 1); ++axis)
+        v = shard::AllReduceOp::create(b, ret.getLoc(), v.getType(), kGrid,
+                                       ArrayRef<int16_t>{axis}, v, shard::ReductionKind::Sum);
+      result.set(v);
+    }
+  }
+
+  /// The grid axis the units are sharded along: the only one, or the second of the
+  /// (replicas x group) grid.
+  SmallVector<int16_t> shardAxes() const { return {int16_t(replicas > 1 ? 1 : 0)}; }
+
   void printReport(ArrayRef<Unit> units) {
     int64_t total = 0, perRank = 0, largest = 0;
     for (const Unit &u : units) {
@@ -460,7 +518,10 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
     }
     // Weights, gradients and two AdamW moments, f32 each.
     auto mib = [](int64_t elements) { return double(elements) * 16 / double(1 << 20); };
-    llvm::errs() << "llamac-plan-fsdp: " << ranks << " ranks, " << units.size()
+    llvm::errs() << "llamac-plan-fsdp: " << ranks << " ranks";
+    if (replicas > 1)
+      llvm::errs() << " (" << replicas << " replicas of " << ranks / replicas << ")";
+    llvm::errs() << ", " << units.size()
                  << " units; parameters, gradients and AdamW state per rank "
                  << llvm::format("%.2f", mib(perRank)) << " MiB of "
                  << llvm::format("%.2f", mib(total)) << " MiB unsharded ("
@@ -476,3 +537,14 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
 };
 
 } // namespace
+
+FailureOr<std::vector<FsdpUnitSize>> llamac::fsdpUnitSizes(ModelOp model) {
+  std::vector<Unit> units;
+  llvm::StringMap<std::pair<size_t, size_t>> memberOf;
+  if (failed(collectUnits(model, units, memberOf)))
+    return failure();
+  std::vector<FsdpUnitSize> sizes;
+  for (const Unit &u : units)
+    sizes.push_back({u.name, u.flat});
+  return sizes;
+}

@@ -41,6 +41,7 @@
 
 namespace llamac::rt {
 
+class Communicator;
 class Device;
 class Profiler;
 
@@ -61,6 +62,29 @@ enum class ParamInit : int32_t { Zeros = 0, Ones = 1, Normal = 2 };
 /// "adamw.v.<weight>").
 enum class ParamRole : int32_t { Weight = 0, Gradient = 1, AdamM = 2, AdamV = 3 };
 
+/// One weight of an FSDP unit: where it starts in the unit's flat buffer, its shape and its
+/// initialiser. Its gradient and AdamW moments sit at the same place in the unit's other
+/// three shards.
+struct ShardMember {
+  const char *name;
+  int64_t offset;
+  int64_t elements;
+  int32_t rank;
+  int64_t shape[4];
+  ParamInit init;
+  double std;
+};
+
+/// An FSDP unit (`llamac compile --fsdp N`, passes/PlanFsdp.cpp): its members flattened,
+/// concatenated and zero-padded to `padded` elements; rank r of the `ranks` of a shard
+/// group holds elements [r S, (r+1) S), S = padded / ranks, in each of the parameters fsdp.<unit> (weights),
+/// fsdp.grad.<unit>, fsdp.adamw.m.<unit> and fsdp.adamw.v.<unit>.
+struct ShardLayout {
+  int64_t ranks, flat, padded;
+  int32_t numMembers;
+  const ShardMember *members;
+};
+
 /// One f32 tensor of the parameter region.
 struct ParamSpec {
   const char *name;
@@ -77,6 +101,8 @@ struct ParamSpec {
   /// scale = max |row| / 127 (runtime/cpu/Quantize.h).
   ElemType storage = ElemType::F32;
   int64_t scaleOffset = -1;
+  /// The unit this tensor is the rank's shard of (FSDP), or null.
+  const ShardLayout *shard = nullptr;
 };
 
 /// What an entry function's generated code gets: base pointers of the regions.
@@ -88,6 +114,12 @@ struct Context {
   Profiler *profiler = nullptr;
   /// The device's own state for generated code (Device::backend(): CUDA streams, cuBLASLt).
   void *backend = nullptr;
+  /// The ranks of the run, for the collectives of a sharded (FSDP) program: all of them,
+  /// and by grid axis the axis' group of this rank (the ranks whose other coordinates equal
+  /// its own): one axis for FSDP (all ranks), two for hybrid sharding (its replicas, then
+  /// its shard group).
+  Communicator *comm = nullptr;
+  Communicator *grid[2] = {nullptr, nullptr};
 };
 
 using EntryFn = void (*)(Context &ctx, void *const *inputs, void *const *outputs);
@@ -131,6 +163,12 @@ struct ProgramSpec {
   const char *const *configKeys;
   const char *const *configValues;
   int32_t numConfig;
+  /// The data-parallel ranks the program is sharded over (`llamac compile --fsdp N`), 0 when
+  /// it is not sharded; it must be started on exactly that many. With `fsdpReplicas` R > 1
+  /// (hybrid sharding) they form R groups of fsdpRanks / R consecutive ranks: each unit is
+  /// sharded within a group (ShardLayout::ranks = the group's size) and replicated across.
+  int32_t fsdpRanks = 0;
+  int32_t fsdpReplicas = 1;
   /// Opens the device the program was compiled for (createCudaDevice for --target cuda);
   /// null means the CPU. `threads` is the CPU thread count (--threads).
   std::unique_ptr<Device> (*createDevice)(int threads, std::string *error) = nullptr;

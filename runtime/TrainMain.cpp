@@ -391,6 +391,26 @@ private:
   bool pullParams(std::string *error, ParamRole only = ParamRole(-1)) {
     return moveParams(false, error, only);
   }
+  /// The tensors that checkpoints, --init-params and --params hold: the parameters of the
+  /// region, except that an FSDP unit's shard stands for its members (weights, gradients or
+  /// moments, by the shard's role), each a whole tensor of which this rank stores a part.
+  struct LogicalTensor {
+    std::string name;
+    ParamRole role;
+    std::vector<int64_t> shape;
+    int64_t elements;
+    ParamInit init;
+    double std;
+    const ParamSpec *storage;
+    int64_t unitOffset; ///< where it starts in its unit's flat buffer; -1: not sharded
+  };
+  void describeTensors();
+  const LogicalTensor *findTensor(const std::string &name) const;
+  /// Calls `write(j, k)` for each element j of `t` that this rank stores, at element k of
+  /// its storage.
+  template <class F> void forEachLocal(const LogicalTensor &t, F write) const;
+  /// Every tensor, whole (gathered from the ranks' shards: a collective when sharded).
+  std::vector<Tensor> gatherTensors(std::string *error);
   void initParams(uint64_t seed);
   bool loadParamFile(const std::string &path, bool requireAllWeights, std::string *error);
   std::map<std::string, std::string> modelConfig() const;
@@ -434,6 +454,10 @@ private:
   /// r*A..r*A+A-1 of each step, so that W ranks with --grad-accum A train exactly as one
   /// process with W*A; gradients and losses are summed over ranks before the update.
   Communicator *comm_;
+  /// Hybrid sharding: this rank's replicas (grid axis 0) and shard group (axis 1), split
+  /// from comm_. `shardGroup_` is the group a unit is sharded over (comm_ for plain FSDP).
+  std::unique_ptr<Communicator> replicaComm_, shardComm_;
+  Communicator *shardGroup_ = nullptr;
 
   // Data.
   Tokenizer tokenizer_;
@@ -446,6 +470,8 @@ private:
   // Progress through training.
   int64_t step_ = 0; ///< completed optimizer steps
   uint64_t tokensConsumed_ = 0;
+
+  std::vector<LogicalTensor> tensors_;
 
   const FunctionSpec *trainGrad_ = nullptr, *trainUpdate_ = nullptr, *loss_ = nullptr;
   mutable bool progressShown_ = false;
@@ -462,7 +488,12 @@ void TrainDriver::declareFlags() {
   f.addSection("Training");
   f.addInt("steps", 1000, "optimizer steps", 1);
   f.addDouble("lr", 3e-4, "peak learning rate");
-  f.addInt("grad-accum", 1, "micro-batches accumulated per optimizer step", 1);
+  f.addInt("grad-accum", 1, "micro-batches accumulated per optimizer step, on each rank", 1);
+  f.addInt("global-batch", 0,
+           "sequences per optimizer step over all ranks, instead of --grad-accum: a multiple "
+           "of ranks x the micro-batch",
+           1);
+  f.setDefaultText("global-batch", "ranks x batch x grad-accum");
   f.addInt("batch", 0, "micro-batch size; must equal the compiled one", 1);
   f.setDefaultText("batch", std::to_string(program_.batch));
   f.addInt("seq", 0, "sequence length; must equal the compiled one", 1);
@@ -516,6 +547,42 @@ int TrainDriver::checkUsage() {
   keep_ = f.getInt("keep");
   seed_ = uint64_t(f.getInt("seed"));
 
+  if (program_.fsdpRanks && comm_->size() != program_.fsdpRanks)
+    return fail(kExitUsage,
+                format("this program was compiled for %d ranks (llamac compile --fsdp %d) and "
+                       "was started on %d; run it with mpirun -np %d, or recompile %s "
+                       "(checkpoints load on any number of ranks)",
+                       program_.fsdpRanks, program_.fsdpRanks, comm_->size(),
+                       program_.fsdpRanks,
+                       comm_->size() == 1 ? "without --fsdp"
+                                          : format("with --fsdp %d", comm_->size()).c_str()));
+  if (f.given("global-batch")) {
+    const int64_t global = f.getInt("global-batch"), perStep = comm_->size() * program_.batch;
+    if (global % perStep != 0)
+      return fail(kExitUsage,
+                  format("--global-batch %" PRId64 " is not a multiple of %d rank%s x the "
+                         "micro-batch of %" PRId64 " (= %" PRId64 "): each rank accumulates "
+                         "whole micro-batches",
+                         global, comm_->size(), comm_->size() == 1 ? "" : "s", program_.batch,
+                         perStep));
+    if (f.given("grad-accum") && gradAccum_ != global / perStep)
+      return fail(kExitUsage, format("--grad-accum %" PRId64 " and --global-batch %" PRId64
+                                     " disagree: on %d rank%s the global batch needs "
+                                     "--grad-accum %" PRId64,
+                                     gradAccum_, global, comm_->size(),
+                                     comm_->size() == 1 ? "" : "s", global / perStep));
+    gradAccum_ = global / perStep;
+  }
+  shardGroup_ = comm_;
+  if (program_.fsdpReplicas > 1) {
+    // Ranks g G .. g G + G-1 form shard group g; rank r's replicas are those with its r mod G.
+    const int G = program_.fsdpRanks / program_.fsdpReplicas, r = comm_->rank();
+    shardComm_ = comm_->split(r / G, r % G);
+    replicaComm_ = comm_->split(r % G, r / G);
+    if (!shardComm_ || !replicaComm_)
+      return fail(kExitFailure, "could not split the ranks into shard groups");
+    shardGroup_ = shardComm_.get();
+  }
   if (!(lr_ > 0))
     return fail(kExitUsage, format("--lr: must be positive, got %g", lr_));
   if (validFraction_ >= 1)
@@ -572,6 +639,17 @@ void TrainDriver::printInfo() const {
   std::printf("memory      params %s, arena %s, KV cache %s\n",
               formatBytes(double(p.paramBytes)).c_str(), formatBytes(double(p.arenaBytes)).c_str(),
               formatBytes(double(p.cacheBytes)).c_str());
+  if (p.fsdpRanks) {
+    int units = 0;
+    for (int32_t i = 0; i < p.numParams; ++i)
+      units += p.params[i].shard && p.params[i].role == ParamRole::Weight;
+    std::printf("fsdp        sharded over %d ranks (mpirun -np %d), %d units", p.fsdpRanks,
+                p.fsdpRanks, units);
+    if (p.fsdpReplicas > 1)
+      std::printf("; hybrid: %d replicas of shard groups of %d", p.fsdpReplicas,
+                  p.fsdpRanks / p.fsdpReplicas);
+    std::printf("\n");
+  }
   std::printf("flops       %s per trained token, %s per generated token\n",
               formatSi(p.trainFlopsPerToken).c_str(), formatSi(p.inferFlopsPerToken).c_str());
   for (int32_t i = 0; i < p.numConfig; ++i)
@@ -610,6 +688,10 @@ bool TrainDriver::setUpDevice(std::string *error) {
   ctx_.arena = arena_->data();
   ctx_.cache = cache_->data();
   ctx_.backend = device_->backend();
+  ctx_.comm = comm_;
+  ctx_.grid[0] = program_.fsdpReplicas > 1 ? replicaComm_.get() : comm_;
+  ctx_.grid[1] = shardComm_.get();
+  describeTensors();
   if (!device_->hostAccessible())
     hostParams_.assign(size_t(program_.paramBytes), std::byte{0});
   for (int32_t i = 0; i < program_.numParams; ++i) {
@@ -643,21 +725,91 @@ bool TrainDriver::moveParams(bool toDevice, std::string *error, ParamRole only) 
   return true;
 }
 
-/// Weights from their initialiser, with the interpreter's generator (Random.h): value i of a
-/// Normal weight is std * gaussian(streamKey(seed, name), i) rounded to f32. Gradients and
-/// moments start at zero.
-void TrainDriver::initParams(uint64_t seed) {
+void TrainDriver::describeTensors() {
+  tensors_.clear();
+  static const char *const prefix[] = {"", "grad.", "adamw.m.", "adamw.v."};
   for (int32_t i = 0; i < program_.numParams; ++i) {
     const ParamSpec &p = program_.params[i];
-    float *d = hostParam(p);
-    if (p.role != ParamRole::Weight || p.init == ParamInit::Zeros) {
-      std::fill(d, d + p.elements, 0.0f);
-    } else if (p.init == ParamInit::Ones) {
-      std::fill(d, d + p.elements, 1.0f);
+    if (!p.shard) {
+      tensors_.push_back({p.name, p.role, paramShape(p), p.elements, p.init, p.std, &p, -1});
+      continue;
+    }
+    for (int32_t k = 0; k < p.shard->numMembers; ++k) {
+      const ShardMember &m = p.shard->members[k];
+      std::vector<int64_t> shape(m.shape, m.shape + std::clamp(m.rank, 0, 4));
+      bool weight = p.role == ParamRole::Weight;
+      tensors_.push_back({prefix[std::clamp(int(p.role), 0, 3)] + std::string(m.name), p.role,
+                          shape, m.elements, weight ? m.init : ParamInit::Zeros,
+                          weight ? m.std : 0.0, &p, m.offset});
+    }
+  }
+}
+
+const TrainDriver::LogicalTensor *TrainDriver::findTensor(const std::string &name) const {
+  for (const LogicalTensor &t : tensors_)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+template <class F> void TrainDriver::forEachLocal(const LogicalTensor &t, F write) const {
+  if (t.unitOffset < 0) {
+    for (int64_t j = 0; j < t.elements; ++j)
+      write(j, j);
+    return;
+  }
+  // Rank r holds elements [r S, (r+1) S) of the unit, S = the shard's size.
+  const int64_t S = t.storage->elements, first = shardGroup_->rank() * S;
+  const int64_t from = std::max<int64_t>(0, first - t.unitOffset),
+                to = std::min<int64_t>(t.elements, first + S - t.unitOffset);
+  for (int64_t j = from; j < to; ++j)
+    write(j, t.unitOffset + j - first);
+}
+
+std::vector<Tensor> TrainDriver::gatherTensors(std::string *error) {
+  std::vector<Tensor> out(tensors_.size());
+  if (!pullParams(error))
+    return {};
+  std::vector<float> unit;
+  const ParamSpec *gathered = nullptr;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const LogicalTensor &t = tensors_[i];
+    const float *d = hostParam(*t.storage);
+    if (t.unitOffset >= 0) {
+      if (gathered != t.storage) { // members of one unit come together
+        unit.resize(size_t(t.storage->elements * shardGroup_->size()));
+        shardGroup_->allGather(d, unit.data(), size_t(t.storage->elements), t.storage->name);
+        gathered = t.storage;
+      }
+      d = unit.data() + t.unitOffset;
+    }
+    out[i].dtype = DType::F32;
+    out[i].shape = t.shape;
+    out[i].data.assign(d, d + t.elements);
+  }
+  return out;
+}
+
+/// Weights from their initialiser, with the interpreter's generator (Random.h): value i of a
+/// Normal weight is std * gaussian(streamKey(seed, name), i) rounded to f32. Gradients and
+/// moments start at zero, and so does an FSDP unit's padding. A sharded weight gets exactly
+/// the values it would get unsharded: each rank computes its part.
+void TrainDriver::initParams(uint64_t seed) {
+  for (int32_t i = 0; i < program_.numParams; ++i) {
+    float *d = hostParam(program_.params[i]);
+    std::fill(d, d + program_.params[i].elements, 0.0f);
+  }
+  for (const LogicalTensor &t : tensors_) {
+    float *d = hostParam(*t.storage);
+    if (t.role != ParamRole::Weight || t.init == ParamInit::Zeros)
+      continue;
+    if (t.init == ParamInit::Ones) {
+      forEachLocal(t, [&](int64_t, int64_t k) { d[k] = 1.0f; });
     } else {
-      uint64_t key = streamKey(seed, p.name);
-      for (int64_t j = 0; j < p.elements; ++j)
-        d[j] = float(p.std * gaussian(key, uint64_t(j)));
+      uint64_t key = streamKey(seed, t.name);
+      forEachLocal(t, [&](int64_t j, int64_t k) {
+        d[k] = float(t.std * gaussian(key, uint64_t(j)));
+      });
     }
   }
 }
@@ -671,28 +823,27 @@ bool TrainDriver::loadParamFile(const std::string &path, bool requireAllWeights,
   if (!readSafetensors(path, file, error))
     return false;
   for (const auto &[name, t] : file.tensors) {
-    const ParamSpec *p = findParam(program_, name);
+    const LogicalTensor *p = findTensor(name);
     if (!p) {
       *error = path + ": '" + name + "' is not a parameter of " + program_.modelName;
       return false;
     }
-    if (t.shape != paramShape(*p)) {
+    if (t.shape != p->shape) {
       *error = path + ": '" + name + "' has shape " + shapeString(t.shape) +
-               ", the program's has " + shapeString(paramShape(*p));
+               ", the program's has " + shapeString(p->shape);
       return false;
     }
   }
   if (requireAllWeights)
-    for (int32_t i = 0; i < program_.numParams; ++i)
-      if (program_.params[i].role == ParamRole::Weight && !file.find(program_.params[i].name)) {
-        *error = path + ": weight '" + program_.params[i].name + "' is missing";
+    for (const LogicalTensor &p : tensors_)
+      if (p.role == ParamRole::Weight && !file.find(p.name)) {
+        *error = path + ": weight '" + p.name + "' is missing";
         return false;
       }
   for (const auto &[name, t] : file.tensors) {
-    const ParamSpec *p = findParam(program_, name);
-    float *d = hostParam(*p);
-    for (int64_t j = 0; j < p->elements; ++j)
-      d[j] = float(t[j]);
+    const LogicalTensor *p = findTensor(name);
+    float *d = hostParam(*p->storage);
+    forEachLocal(*p, [&](int64_t j, int64_t k) { d[k] = float(t[j]); });
   }
   return true;
 }
@@ -764,18 +915,17 @@ int TrainDriver::resume(const std::string &root, bool &nothingToDo) {
   }
 
   // Every tensor of the region, with its shape; nothing else.
-  for (int32_t i = 0; i < program_.numParams; ++i) {
-    const ParamSpec &p = program_.params[i];
+  for (const LogicalTensor &p : tensors_) {
     const Tensor *t = ck.tensors.find(p.name);
     if (!t)
       return fail(kExitFailure, where + " has no tensor '" + p.name + "'");
-    if (t->shape != paramShape(p))
+    if (t->shape != p.shape)
       return fail(kExitFailure, where + ": tensor '" + p.name + "' has shape " +
                                     shapeString(t->shape) + ", this program's has " +
-                                    shapeString(paramShape(p)));
+                                    shapeString(p.shape));
   }
   for (const auto &[name, t] : ck.tensors.tensors)
-    if (!findParam(program_, name))
+    if (!findTensor(name))
       return fail(kExitFailure,
                   where + " has tensor '" + name + "', which this program does not have");
   if (s.step > steps_)
@@ -790,10 +940,11 @@ int TrainDriver::resume(const std::string &root, bool &nothingToDo) {
     warn("the tokenizer differs from the one the checkpoint's run used");
 
   for (const auto &[name, t] : ck.tensors.tensors) {
-    const ParamSpec *p = findParam(program_, name);
-    float *d = hostParam(*p);
-    for (int64_t j = 0; j < p->elements; ++j)
-      d[j] = float(t[j]); // f32 values are exact in double: a bit-exact restore
+    const LogicalTensor *p = findTensor(name);
+    float *d = hostParam(*p->storage);
+    // f32 values are exact in double: a bit-exact restore, whatever the ranks of the run
+    // that saved it.
+    forEachLocal(*p, [&](int64_t j, int64_t k) { d[k] = float(t[j]); });
   }
   step_ = s.step;
   tokensConsumed_ = s.tokensConsumed;
@@ -804,20 +955,18 @@ int TrainDriver::resume(const std::string &root, bool &nothingToDo) {
   return 0;
 }
 
+/// Every rank of a sharded program takes part (the gathers); rank 0 writes. Checkpoints hold
+/// whole tensors by their unsharded names, so they load on any number of ranks, sharded or
+/// not.
 bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
-  if (!pullParams(error))
+  std::vector<Tensor> tensors = gatherTensors(error);
+  if (tensors.size() != tensors_.size())
     return false;
-  std::vector<Tensor> tensors(size_t(program_.numParams));
+  if (comm_->rank() != 0)
+    return true;
   std::vector<std::pair<std::string, const Tensor *>> entries;
-  for (int32_t i = 0; i < program_.numParams; ++i) {
-    const ParamSpec &p = program_.params[i];
-    Tensor &t = tensors[size_t(i)];
-    t.dtype = DType::F32;
-    t.shape = paramShape(p);
-    const float *d = hostParam(p);
-    t.data.assign(d, d + p.elements);
-    entries.emplace_back(p.name, &t);
-  }
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    entries.emplace_back(tensors_[i].name, &tensors[i]);
   CheckpointState state;
   state.modelName = program_.modelName;
   state.config = modelConfig();
@@ -827,6 +976,9 @@ bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
   state.tokensConsumed = tokensConsumed_;
   state.seed = seed_;
   state.extra["tokenizer_checksum"] = format("%016" PRIx64, tokenizer_.checksum());
+  state.extra["ranks"] = std::to_string(comm_->size());
+  if (program_.fsdpRanks)
+    state.extra["fsdp_ranks"] = std::to_string(program_.fsdpRanks);
   CheckpointSaveOptions options;
   options.keepLast = unsigned(std::min<int64_t>(keep_, 1 << 30));
   CheckpointSaveResult result;
@@ -1052,6 +1204,22 @@ int TrainDriver::train() {
               gradAccum_ * comm_->size(), B, T,
               trainSpan_.size, validationOn_ ? validSpan_.size : size_t(0)));
 
+  if (program_.fsdpRanks) {
+    // What this rank holds, from its allocations, against the same tensors unsharded.
+    double whole = 0, gathered = 0;
+    for (const LogicalTensor &t : tensors_)
+      whole += double(t.elements) * 4;
+    for (int32_t i = 0; i < program_.numParams; ++i)
+      if (program_.params[i].shard)
+        gathered = std::max(gathered, double(program_.params[i].shard->padded) * 4);
+    const double held = double(params_->size());
+    note(format("rank %d of %d (FSDP): parameters, gradients and AdamW state take %s here, "
+                "%.3f of the %s unsharded (1/%.2f); the largest gathered unit is %s, and the "
+                "arena (activations and gathered units) %s",
+                comm_->rank(), program_.fsdpRanks, formatBytes(held).c_str(), held / whole,
+                formatBytes(whole).c_str(), whole / held, formatBytes(gathered).c_str(),
+                formatBytes(double(arena_->size())).c_str()));
+  }
   const std::string progressMode = flags_.getChoice("progress");
   progress_ = progressMode == "always" || (progressMode == "auto" && isatty(STDERR_FILENO));
   Batch batch;
@@ -1064,6 +1232,8 @@ int TrainDriver::train() {
   for (int64_t s = step_; s < steps_; ++s) {
     Timer stepTimer;
     double lossSum = 0;
+    if (comm_->size() > 1 && program_.fsdpRanks)
+      testFault(s); // before the step's gathers
     for (int64_t m = 0; m < gradAccum_; ++m) {
       sampler_.fill(uint64_t(s), uint64_t(comm_->rank() * gradAccum_ + m), 0,
                     batch.inputs.data(), batch.targets.data());
@@ -1073,7 +1243,10 @@ int TrainDriver::train() {
       trainGrad_->fn(ctx_, in, out);
       lossSum += loss;
     }
-    if (comm_->size() > 1) {
+    if (program_.fsdpRanks) {
+      // Sharded: train_grad reduce-scattered the gradients into each rank's shard and
+      // returned the loss summed over the ranks.
+    } else if (comm_->size() > 1) {
       testFault(s);
       // Gradients are summed on the host: MPI moves host memory (NCCL, on the device, is
       // the communicator GPUs want; until then a GPU's gradients make the round trip).
@@ -1143,7 +1316,8 @@ int TrainDriver::train() {
     bool doCheckpoint =
         !checkpointDir.empty() &&
         ((checkpointEvery_ > 0 && step_ % checkpointEvery_ == 0) || step_ == steps_);
-    if (doCheckpoint && comm_->rank() == 0 && !saveCheckpointAt(step_, &error))
+    if (doCheckpoint && (comm_->rank() == 0 || program_.fsdpRanks) &&
+        !saveCheckpointAt(step_, &error))
       return fail(kExitFailure, "--checkpoint-dir: " + error);
     if (doCheckpoint)
       comm_->barrier("the checkpoint"); // no rank runs ahead of a checkpoint it may resume from

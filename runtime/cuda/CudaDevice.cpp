@@ -171,6 +171,7 @@ bool describeDevice(int device, std::string *description) {
 }
 
 ExecState::~ExecState() {
+  disconnect();
   for (auto &[name, g] : graphExecs_)
     cudaGraphExecDestroy(g);
   for (cudaEvent_t e : events_)
@@ -257,6 +258,8 @@ void ExecState::after(const LaunchSite &site, rt::Profiler *profiler) {
     blasStatus_ = CUBLAS_STATUS_SUCCESS;
     fail(site, std::string("cuBLASLt: ") + statusName(s));
   }
+  if (!error_.empty())
+    fail(site, takeError());
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
     fail(site, cudaText(e));
   if (syncEach_ || profiler) {
@@ -353,6 +356,21 @@ std::unique_ptr<rt::Device> createCudaDevice(int /*threads*/, std::string *error
       return nullptr;
     }
     device = int(n);
+  } else {
+    // Under mpirun, the ranks of one machine share its GPUs: the rank's place among them
+    // (OpenMPI's local rank; MPICH's) picks one, round robin.
+    for (const char *name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}) {
+      const char *v = std::getenv(name);
+      if (!v || !*v)
+        continue;
+      char *end = nullptr;
+      long local = std::strtol(v, &end, 10);
+      int count = 0;
+      if (*end == '\0' && local >= 0 && cudaGetDeviceCount(&count) == cudaSuccess && count > 0)
+        device = int(local % count);
+      cudaGetLastError();
+      break;
+    }
   }
   auto d = std::make_unique<CudaDevice>();
   if (!d->open(device, error))

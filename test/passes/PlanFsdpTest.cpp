@@ -4,7 +4,8 @@
 // ranks (threads exchanging tensors: runtime/interpreter/SimulatedRanks.h), against the
 // unsharded program run in one interpreter on the same N micro-batches: every rank's loss,
 // the learning rate and gradient norm of each step, and, after two optimizer steps, every
-// weight (gathered back from the shards) agree to f64 rounding. N = 3 pads every unit.
+// weight (gathered back from the shards) agree to f64 rounding. N = 3 pads every unit; 4
+// ranks as 2 replicas of 2 run hybrid sharding (a 2-D grid), whose replicas stay identical.
 //
 //===----------------------------------------------------------------------------------===//
 #include "dialects/InitAllDialects.h"
@@ -28,7 +29,7 @@ using namespace llamac;
 
 namespace {
 
-class PlanFsdp : public ::testing::TestWithParam<int> {
+class PlanFsdp : public ::testing::TestWithParam<std::pair<int, int>> {
 protected:
   PlanFsdp() {
     mlir::DialectRegistry registry;
@@ -82,11 +83,13 @@ Layout layoutOf(llama::ParamOp p) {
 }
 
 TEST_P(PlanFsdp, SimulatedRanksTrainAsTheUnshardedProgram) {
-  const int N = GetParam();
+  // N ranks in R replicas of G (R = 1: plain FSDP; R > 1: hybrid sharding, a 2-D grid).
+  const auto [N, R] = GetParam();
+  const int G = N / R;
   const int64_t B = 2, T = 8, kSteps = 2;
   auto plain = compile("llamac-training{batch=2 seq=8}");
-  auto sharded =
-      compile("llamac-training{batch=2 seq=8 fsdp=" + std::to_string(N) + "}");
+  auto sharded = compile("llamac-training{batch=2 seq=8 fsdp=" + std::to_string(N) +
+                         " fsdp-replicas=" + std::to_string(R) + "}");
   llama::ModelOp u = model(*plain), s = model(*sharded);
   ASSERT_FALSE(s.lookupFunction("loss_grad")) << "the per-weight gradient function goes";
 
@@ -138,9 +141,10 @@ TEST_P(PlanFsdp, SimulatedRanksTrainAsTheUnshardedProgram) {
         const Tensor &w = initial.at(l.members[m]);
         std::copy(w.data.begin(), w.data.end(), flat.begin() + l.offsets[m]);
       }
-      int64_t n = l.padded / N;
+      // Rank r holds block r mod G of the unit (grid coordinates (r / G, r mod G)).
+      int64_t n = l.padded / G, k = r % G;
       Tensor mine(DType::F32, {n});
-      std::copy(flat.begin() + r * n, flat.begin() + (r + 1) * n, mine.data.begin());
+      std::copy(flat.begin() + k * n, flat.begin() + (k + 1) * n, mine.data.begin());
       ASSERT_TRUE(ranks.back()->setParameter(p.getSymName().str(), mine, &error)) << error;
     }
   }
@@ -167,7 +171,11 @@ TEST_P(PlanFsdp, SimulatedRanksTrainAsTheUnshardedProgram) {
   for (int64_t step = 0; step < kSteps; ++step)
     for (int r = 0; r < N; ++r) {
       ASSERT_EQ(got[r].size(), size_t(kSteps));
-      EXPECT_LT(relative(got[r][step][0], losses[step][r]), 1e-12) << "loss, step " << step;
+      // train_grad's loss: summed over the ranks' micro-batches.
+      double sum = 0;
+      for (double l : losses[step])
+        sum += l;
+      EXPECT_LT(relative(got[r][step][0], sum), 1e-12) << "loss, step " << step;
       EXPECT_LT(relative(got[r][step][1], scalars[step][0]), 1e-12) << "lr, step " << step;
       EXPECT_LT(relative(got[r][step][2], scalars[step][1]), 1e-9) << "norm, step " << step;
     }
@@ -177,10 +185,14 @@ TEST_P(PlanFsdp, SimulatedRanksTrainAsTheUnshardedProgram) {
   for (llama::ParamOp p : shards) {
     Layout l = layoutOf(p);
     std::vector<double> flat;
-    for (int r = 0; r < N; ++r) {
+    for (int r = 0; r < G; ++r) {
       const Tensor *mine = ranks[r]->parameter(p.getSymName().str());
       ASSERT_TRUE(mine);
       flat.insert(flat.end(), mine->data.begin(), mine->data.end());
+      // Its replicas hold the same values, bit for bit.
+      for (int q = r + G; q < N; q += G)
+        EXPECT_EQ(ranks[q]->parameter(p.getSymName().str())->data, mine->data)
+            << p.getSymName().str() << ": rank " << q << " differs from its replica " << r;
     }
     ASSERT_EQ(int64_t(flat.size()), l.padded);
     for (size_t m = 0; m < l.members.size(); ++m) {
@@ -206,6 +218,11 @@ TEST_P(PlanFsdp, SimulatedRanksTrainAsTheUnshardedProgram) {
   EXPECT_EQ(compared, 21); // every weight of the tiny model
 }
 
-INSTANTIATE_TEST_SUITE_P(Ranks, PlanFsdp, ::testing::Values(2, 3));
+INSTANTIATE_TEST_SUITE_P(Ranks, PlanFsdp,
+                         ::testing::Values(std::pair{2, 1}, std::pair{3, 1}, std::pair{4, 2}),
+                         [](const ::testing::TestParamInfo<std::pair<int, int>> &info) {
+                           return std::to_string(info.param.first) + "ranks" +
+                                  std::to_string(info.param.second) + "replicas";
+                         });
 
 } // namespace

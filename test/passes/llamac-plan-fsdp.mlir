@@ -7,16 +7,19 @@
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2 prefetch=0" | FileCheck %s --check-prefix=PF0
 // RUN: llamac-opt %models/tiny.mlir --llamac-training="batch=2 seq=8 fsdp=2 fsdp-prefetch=0" --llamac-memory-plan="report=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=MEM0
 // RUN: llamac-opt %models/tiny.mlir --llamac-training="batch=2 seq=8 fsdp=2 fsdp-prefetch=1" --llamac-memory-plan="report=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=MEM1
+// RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=4 replicas=2 report=1" 2> %t.hybrid | FileCheck %s --check-prefix=HYBRID
+// RUN: FileCheck %s --check-prefix=HYBRID-REPORT < %t.hybrid
+// RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=4 replicas=3" 2>&1 | FileCheck %s --check-prefix=ZERO
 // RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --llamac-plan-fsdp="ranks=2" 2>&1 | FileCheck %s --check-prefix=NOSTEP
 // RUN: not llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=0" 2>&1 | FileCheck %s --check-prefix=ZERO
 
 // The grid, then four shards per unit (weights, gradient, moments), each with its layout.
 // CHECK: shard.grid @fsdp(shape = 2)
-// CHECK: llama.param @fsdp.tok_embeddings : tensor<16384xf32> init zeros {llama.fsdp = {flat = 32768 : i64, members = ["tok_embeddings"], offsets = array<i64: 0>, padded = 32768 : i64, ranks = 2 : i64}}
+// CHECK: llama.param @fsdp.tok_embeddings : tensor<16384xf32> init zeros {llama.fsdp = {flat = 32768 : i64, inits = ["normal"], members = ["tok_embeddings"], offsets = array<i64: 0>, padded = 32768 : i64, ranks = 2 : i64, replicas = 1 : i64, shapes = [array<i64: 512, 64>], stds = array<f64: 2.000000e-02>}}
 // CHECK: llama.param @fsdp.grad.tok_embeddings : tensor<16384xf32> init zeros state
 // The norm gains (not weight-decayed) are one unit of their own.
-// CHECK: llama.param @fsdp.norms : tensor<160xf32> init zeros {llama.fsdp = {flat = 320 : i64, members = ["norm", "layers.0.attention_norm", "layers.0.ffn_norm", "layers.1.attention_norm", "layers.1.ffn_norm"], offsets = array<i64: 0, 64, 128, 192, 256>
-// CHECK: llama.param @fsdp.layers.0 : tensor<23040xf32> init zeros {llama.fsdp = {flat = 46080 : i64, members = ["layers.0.attention.wq", "layers.0.attention.wk", "layers.0.attention.wv", "layers.0.attention.wo", "layers.0.feed_forward.w1", "layers.0.feed_forward.w2", "layers.0.feed_forward.w3"], offsets = array<i64: 0, 4096, 6144, 8192, 12288, 23552, 34816>
+// CHECK: llama.param @fsdp.norms : tensor<160xf32> init zeros {llama.fsdp = {flat = 320 : i64, inits = ["ones", "ones", "ones", "ones", "ones"], members = ["norm", "layers.0.attention_norm", "layers.0.ffn_norm", "layers.1.attention_norm", "layers.1.ffn_norm"], offsets = array<i64: 0, 64, 128, 192, 256>
+// CHECK: llama.param @fsdp.layers.0 : tensor<23040xf32> init zeros {llama.fsdp = {flat = 46080 : i64, inits = {{.*}}, members = ["layers.0.attention.wq", "layers.0.attention.wk", "layers.0.attention.wv", "layers.0.attention.wo", "layers.0.feed_forward.w1", "layers.0.feed_forward.w2", "layers.0.feed_forward.w3"], offsets = array<i64: 0, 4096, 6144, 8192, 12288, 23552, 34816>
 // CHECK-NOT: llama.param @layers.0.attention.wq
 // CHECK-NOT: llama.param @grad.
 
@@ -46,7 +49,9 @@
 // CHECK-NEXT: llama.set_param @fsdp.grad.tok_embeddings = %[[SUM]]
 // CHECK: llama.concat {{.*}} dim 0 : tensor<4096xf32>, tensor<2048xf32>, tensor<2048xf32>, tensor<4096xf32>, tensor<11264xf32>, tensor<11264xf32>, tensor<11264xf32>
 // CHECK: shard.reduce_scatter {{.*}} : tensor<46080xf32> -> tensor<23040xf32>
-// CHECK: return
+// The loss, summed over the ranks' micro-batches.
+// CHECK: %[[LOSS:.*]] = shard.all_reduce %{{.*}} on @fsdp grid_axes = [0] : tensor<f32> -> tensor<f32>
+// CHECK-NEXT: return %[[LOSS]]
 
 // The update: the global norm from the ranks' sums of squares, AdamW on the shards only.
 // CHECK-LABEL: func.func @train_update
@@ -71,7 +76,7 @@
 // KEEP-LABEL: func.func @train_update
 
 // NOSTEP: error: llamac-plan-fsdp needs @train_grad and @train_update (run it after llamac-train-step)
-// ZERO: error: llamac-plan-fsdp: ranks must be at least 1 and prefetch at least 0
+// ZERO: error: llamac-plan-fsdp: ranks must be at least 1, a multiple of replicas (at least 1), and prefetch at least 0
 
 // Prefetch (default 1): layer 1's gather is issued before layer 0 computes anything, so
 // that it can overlap layer 0; with prefetch=0 it waits for its own first use.
@@ -89,3 +94,20 @@
 // keeps two layers' gathered weights in the forward's arena at once.
 // MEM0: memory plan @forward: 61 buffers, 1709056 bytes without reuse, arena 377856 bytes
 // MEM1: memory plan @forward: 61 buffers, 1709056 bytes without reuse, arena 562176 bytes
+
+// Hybrid sharding, 4 ranks as 2 replicas of 2: a 2-D grid; units sharded along axis 1 over
+// the 2 ranks of a group; each reduced gradient shard summed over the replicas (axis 0); the
+// norm summed within the group only.
+// HYBRID: shard.grid @fsdp(shape = 2x2)
+// HYBRID: llama.param @fsdp.tok_embeddings : tensor<16384xf32> {{.*}}ranks = 2 : i64, replicas = 2 : i64
+// HYBRID-LABEL: func.func @train_grad
+// HYBRID: shard.all_gather %{{.*}} on @fsdp grid_axes = [1] gather_axis = 0 : tensor<16384xf32> -> tensor<32768xf32>
+// HYBRID: %[[RS:.*]] = shard.reduce_scatter %{{.*}} on @fsdp grid_axes = [1] scatter_axis = 0 : tensor<32768xf32> -> tensor<16384xf32>
+// HYBRID-NEXT: %[[AR:.*]] = shard.all_reduce %[[RS]] on @fsdp grid_axes = [0] : tensor<16384xf32> -> tensor<16384xf32>
+// HYBRID: llama.add %{{.*}}, %[[AR]] : tensor<16384xf32>
+// HYBRID: %[[L1:.*]] = shard.all_reduce %{{.*}} on @fsdp grid_axes = [0] : tensor<f32> -> tensor<f32>
+// HYBRID-NEXT: %[[L2:.*]] = shard.all_reduce %[[L1]] on @fsdp grid_axes = [1] : tensor<f32> -> tensor<f32>
+// HYBRID-NEXT: return %[[L2]]
+// HYBRID-LABEL: func.func @train_update
+// HYBRID: shard.all_reduce %{{.*}} on @fsdp grid_axes = [1] : tensor<f32> -> tensor<f32>
+// HYBRID-REPORT: llamac-plan-fsdp: 4 ranks (2 replicas of 2), 5 units; parameters, gradients and AdamW state per rank 1.21 MiB of 2.41 MiB unsharded (0.500 = 1/2.00)

@@ -110,10 +110,21 @@ static cl::opt<std::string> precision(
     cl::init("bf16"), cl::sub(driver::compileCommand()), cl::cat(driver::optionCategory()));
 static cl::opt<int64_t> fsdp("fsdp",
                              cl::desc("Shard weights, gradients and optimizer state over this "
-                                      "many data-parallel ranks (llamac-plan-fsdp; --emit mlir: "
-                                      "the collectives are not lowered to kernels yet)"),
+                                      "many data-parallel ranks (llamac-plan-fsdp); the program "
+                                      "then runs under mpirun -np N"),
                              cl::init(0), cl::sub(driver::compileCommand()),
                              cl::cat(driver::optionCategory()));
+static cl::opt<int64_t> fsdpReplicas("fsdp-replicas",
+                                     cl::desc("With --fsdp N: shard within groups of N/R "
+                                              "ranks and replicate across the R groups "
+                                              "(hybrid sharding, a 2-D grid)"),
+                                     cl::init(1), cl::sub(driver::compileCommand()),
+                                     cl::cat(driver::optionCategory()));
+static cl::opt<int64_t> fsdpPrefetch("fsdp-prefetch",
+                                     cl::desc("With --fsdp: gather each unit this many units "
+                                              "ahead of its use (0: just before it)"),
+                                     cl::init(1), cl::sub(driver::compileCommand()),
+                                     cl::cat(driver::optionCategory()));
 static cl::opt<bool> keepSource("keep-source",
                                 cl::desc("Keep the generated source beside the executable"),
                                 cl::sub(driver::compileCommand()),
@@ -222,6 +233,9 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
       o.weightDecay = s.weightDecay;
       o.maxGradNorm = s.maxGradNorm;
       o.remat = s.remat;
+      o.fsdp = s.fsdp;
+      o.fsdpReplicas = s.fsdpReplicas;
+      o.fsdpPrefetch = s.fsdpPrefetch;
       buildTrainingPipeline(pm, o);
     });
     if (!lowered)
@@ -612,9 +626,12 @@ int llamac::driver::runCompile() {
     return error("--weights int8 is for --mode infer; training keeps f32 weights");
   if (mode == "infer" && emit == "mlir")
     return error("--emit mlir is available for --mode train");
-  if (fsdp < 0 || (fsdp > 0 && (mode != "train" || emit != "mlir")))
-    return error("--fsdp N (N >= 1) shards the training program in the IR, which --mode "
-                 "train --emit mlir writes; its collectives are not lowered to kernels yet");
+  if (fsdp < 0 || fsdpPrefetch < 0)
+    return error("--fsdp and --fsdp-prefetch must not be negative");
+  if (fsdp > 0 && mode != "train")
+    return error("--fsdp N shards training programs; --mode " + mode + " has nothing to shard");
+  if (fsdpReplicas < 1 || (fsdpReplicas > 1 && (fsdp == 0 || fsdp % fsdpReplicas != 0)))
+    return error("--fsdp-replicas R needs --fsdp N with N a multiple of R");
 
   if (emit == "mlir") {
     OwningOpRef<ModuleOp> lowered = lowerCopy(*module, [&](OpPassManager &pm) {
@@ -627,6 +644,8 @@ int llamac::driver::runCompile() {
       o.maxGradNorm = maxGradNorm;
       o.remat = remat;
       o.fsdp = fsdp;
+      o.fsdpReplicas = fsdpReplicas;
+      o.fsdpPrefetch = fsdpPrefetch;
       buildTrainingPipeline(pm, o);
     });
     if (!lowered)
@@ -646,6 +665,9 @@ int llamac::driver::runCompile() {
   settings.remat = remat;
   settings.weights = weights;
   settings.precision = precision;
+  settings.fsdp = fsdp;
+  settings.fsdpReplicas = fsdpReplicas;
+  settings.fsdpPrefetch = fsdpPrefetch;
   kir::Program program;
   if (!buildKernelProgram(*module, name, settings, program))
     return 1;
@@ -679,6 +701,11 @@ int llamac::driver::runCompile() {
                                                        : 1.0)
                  << ")\n";
   llvm::outs() << "  parameters and optimizer state: " << program.paramBytes << " bytes";
+  if (program.fsdpRanks)
+    llvm::outs() << " per rank (FSDP over " << program.fsdpRanks << " ranks"
+                 << (fsdpReplicas > 1 ? ", " + std::to_string(fsdpReplicas) + " replicas"
+                                      : std::string())
+                 << ")";
   if (program.cacheBytes)
     llvm::outs() << ", KV cache: " << program.cacheBytes << " bytes";
   llvm::outs() << "\n";

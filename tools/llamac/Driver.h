@@ -85,6 +85,8 @@ struct BuildSettings {
   std::string weights = "f32";
   /// --target cuda: the GEMMs' and attention's products (recorded in the program's config).
   std::string precision = "bf16";
+  /// Training: FSDP over this many ranks (0: not sharded), gathering this many units ahead.
+  int64_t fsdp = 0, fsdpReplicas = 1, fsdpPrefetch = 1;
 };
 
 /// The message for --weights and --precision values that `target` cannot build (the

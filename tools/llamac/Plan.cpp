@@ -7,6 +7,7 @@
 
 #include "models/ModelInfo.h"
 #include "models/Planner.h"
+#include "passes/Passes.h"
 #include "tools/llamac/Driver.h"
 
 #include "mlir/IR/SymbolTable.h"
@@ -72,7 +73,13 @@ int llamac::driver::runPlan() {
       SymbolTable::lookupSymbolIn(*module, StringAttr::get(ctx.get(), name)));
   if (!expanded || failed(measureForward(expanded, info)) || failed(measureRemat(*module, info)))
     return 1;
+  // What the compiled program's collectives move: llamac-plan-fsdp's units.
+  FailureOr<std::vector<FsdpUnitSize>> units = fsdpUnitSizes(expanded);
+  if (failed(units))
+    return 1;
   PlanOptions options;
+  for (const FsdpUnitSize &u : *units)
+    options.unitElements.push_back(u.elements);
   options.devices = devices;
   options.strategy = strategy;
   options.tokensPerDevice = tokensPerDevice ? int64_t(tokensPerDevice) : seq;
