@@ -49,9 +49,13 @@ std::string call(const Launch &l, const std::string &what = "") {
     const char *fn = l.kind == KernelKind::GemmNT   ? "gemmNT"
                      : l.kind == KernelKind::GemmNN ? "gemmNN"
                                                     : "gemmTN";
-    return std::string("cpu::") + fn + "(" + I(l, "M") + ", " + I(l, "N") + ", " + I(l, "K") +
+    // impl (codegen/Tunables.cpp): 0 (or absent) BLIS, 1 llamac's own GEMM with K blocks of
+    // kc (0 or absent: its default).
+    bool own = l.intAttr("impl") == 1;
+    return std::string("cpu::") + fn + (own ? "Own" : "") + "(" + I(l, "M") + ", " + I(l, "N") + ", " + I(l, "K") +
            ", " + in(l, 0) + ", " + in(l, 1) + ", " + outp(l, 0) + ", " +
-           (l.intAttr("accumulate") ? "true" : "false") + ")";
+           (l.intAttr("accumulate") ? "true" : "false") +
+           (own ? ", " + std::to_string(l.intAttr("kc")) : std::string()) + ")";
   }
   case KernelKind::GemmNTQ8:
     return "cpu::gemmNTQ8(" + I(l, "M") + ", " + I(l, "N") + ", " + I(l, "K") + ", " +

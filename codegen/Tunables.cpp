@@ -43,12 +43,22 @@ const std::vector<Tunable> &llamac::kir::tunablesOf(KernelKind kind, const std::
   static const std::vector<Tunable> gemmQ8 = {
       {"rows_per_task", {32, 8, 16, 64, 128}, {16, 32}},
   };
+  // f32 GEMMs: impl 0 is BLIS, impl 1 llamac's own (runtime/cpu/Gemm.cpp: packed panels,
+  // 6 x 16 FMA micro-kernel; unpacked for M <= 4); kc, its K block (own GEMM only).
+  static const std::vector<Tunable> gemm = {
+      {"impl", {0, 1}, {0, 1}},
+      {"kc", {384, 256, 512}, {384}, "impl", 1},
+  };
   switch (kind) {
   case KernelKind::FlashAttention:
   case KernelKind::FlashAttentionGrad:
     return attention;
   case KernelKind::GemmNTQ8:
     return gemmQ8;
+  case KernelKind::GemmNT:
+  case KernelKind::GemmNN:
+  case KernelKind::GemmTN:
+    return gemm;
   default:
     return none;
   }
@@ -73,10 +83,17 @@ llamac::kir::variantsOf(const Launch &launch, const std::string &target, bool qu
   while (true) {
     std::vector<std::pair<std::string, int64_t>> v;
     for (size_t i = 0; i < tunables.size(); ++i) {
-      const auto &values = quick ? tunables[i].quick : tunables[i].values;
-      v.push_back({tunables[i].name, values[index[i]]});
+      const Tunable &t = tunables[i];
+      const auto &values = quick ? t.quick : t.values;
+      int64_t value = values[index[i]];
+      // A tunable that does not apply to this variant stays at its default.
+      if (!t.onlyIf.empty())
+        for (const auto &[name, other] : v)
+          if (name == t.onlyIf && other != t.onlyIfValue)
+            value = t.values.front();
+      v.push_back({t.name, value});
     }
-    if (v != current)
+    if (std::find(out.begin(), out.end(), v) == out.end())
       out.push_back(v);
     size_t i = 0;
     for (; i < tunables.size(); ++i) {

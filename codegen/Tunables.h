@@ -26,6 +26,10 @@ struct Tunable {
   std::vector<int64_t> values;
   /// The reduced search space of `llamac tune --space quick`.
   std::vector<int64_t> quick;
+  /// When set, the tunable matters only while the tunable `onlyIf` (listed before it) has
+  /// the value `onlyIfValue`; other variants keep it at its default and are not repeated.
+  std::string onlyIf = {};
+  int64_t onlyIfValue = 0;
 };
 
 /// The tunables of `kind` for `target` ("cpu" or "cuda"); empty when it has none.

@@ -29,6 +29,17 @@ void gemmNN(int64_t M, int64_t N, int64_t K, const float *A, const float *B, flo
 void gemmTN(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
             bool accumulate = false);
 
+/// llamac's own f32 GEMMs (runtime/cpu/Gemm.cpp), the same contracts as gemmNT / gemmNN /
+/// gemmTN above: packed panels and an AVX2/FMA 6 x 16 micro-kernel (portable code on CPUs
+/// without them), unpacked for M <= 4. `kc` is the K block of the packed path (0: the
+/// default, 384); the tuner picks between these and BLIS per shape (codegen/Tunables.cpp).
+void gemmNTOwn(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
+               bool accumulate = false, int64_t kc = 0);
+void gemmNNOwn(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
+               bool accumulate = false, int64_t kc = 0);
+void gemmTNOwn(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
+               bool accumulate = false, int64_t kc = 0);
+
 /// C[M,N] = A[M,K] * W^T for int8 weights B[N,K] with one f32 scale per row
 /// (runtime/cpu/Quantize.h): each row of A is quantised the same way, the products are summed
 /// exactly in int32 and scaled back (llama.linear under `llamac compile --weights int8`).

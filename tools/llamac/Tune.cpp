@@ -210,8 +210,13 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
     for (size_t v = 0; v < cand.variants.size(); ++v) {
       kir::Launch l = base;
       kir::applyChoice(l, cand.variants[v]);
-      os << "    {\n      auto run = [&] { " << kir::emitCpuCall(l) << "; };\n"
-         << "      run();\n"
+      // The outputs are reset before the checked run: an accumulating GEMM adds to them,
+      // and every variant must start from the same values as the default.
+      os << "    {\n      auto run = [&] { " << kir::emitCpuCall(l) << "; };\n";
+      for (size_t o = 0; o < base.outputs.size(); ++o)
+        os << "      fillRandom(" << floatPointer(base.outputs[o]) << ", "
+           << base.outputs[o].bytes() / 4 << ", " << 1000 + o << ");\n";
+      os << "      run();\n"
          << "      double worst = 0, scale = 0;\n"
          << "      auto keep = [&](const float *p, size_t n, size_t) {\n"
          << "        reference.emplace_back(p, p + n);\n      };\n"
