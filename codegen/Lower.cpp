@@ -1,8 +1,9 @@
 //===- Lower.cpp - tensor-level llama IR to the kernel-level IR ---------------------===//
 //
 // Storage first, then launches. Storage decisions, in order of preference:
-//   * views: llama.get_param is the parameter's slot, llama.split_dim / merge_dims alias
-//     their input, function arguments are the caller's input buffers;
+//   * views: llama.get_param is the parameter's slot, llama.split_dim / merge_dims and a
+//     slice of contiguous rows alias their input (isView, passes/MemoryPlan.h), function
+//     arguments are the caller's input buffers;
 //   * stored elsewhere: a value whose only use is `llama.set_param @p` is written straight
 //     into @p when nothing reads the old @p after the value is computed (the accumulation
 //     `grad.x + g`, AdamW's new parameters and moments); a value returned once is written
@@ -381,7 +382,7 @@ void FunctionLowering::decideStorage() {
   DenseMap<StringRef, int64_t> lastRead;
   std::function<void(Value, StringRef)> noteReads = [&](Value v, StringRef name) {
     for (Operation *user : v.getUsers()) {
-      if (isa<SplitDimOp, MergeDimsOp>(user))
+      if (isView(user))
         noteReads(user->getResult(0), name);
       int64_t &last = lastRead[name];
       last = std::max(last, position[user]);
@@ -398,7 +399,7 @@ void FunctionLowering::decideStorage() {
       continue;
     if (isa<arith::ConstantOp>(def))
       continue; // splat constants: fillOnly below
-    if (isa<GetParamOp, SplitDimOp, MergeDimsOp>(def) || def->getNumResults() == 0)
+    if (isa<GetParamOp>(def) || isView(def) || def->getNumResults() == 0)
       continue;
     // Nothing may read the old value after the new one is being written, except the
     // producer itself when it goes element by element.
@@ -457,7 +458,7 @@ void FunctionLowering::decideStorage() {
     ++returnCount[v];
   for (auto [n, v] : llvm::enumerate(ret.getOperands())) {
     Operation *def = v.getDefiningOp();
-    if (!def || returnCount[v] != 1 || isa<GetParamOp, SplitDimOp, MergeDimsOp>(def) ||
+    if (!def || returnCount[v] != 1 || isa<GetParamOp>(def) || isView(def) ||
         storedToParam.count(v) || fillOnly.count(v) || !needsBuffer(v) ||
         paramViews.count(v))
       continue;
@@ -489,8 +490,7 @@ LogicalResult FunctionLowering::checkParamHazards() {
     while (!work.empty()) {
       Value v = work.pop_back_val();
       for (Operation *user : v.getUsers()) {
-        if (isa<SplitDimOp, MergeDimsOp>(user) ||
-            (isa<ConcatOp>(user) && paramViews.count(user->getResult(0))))
+        if (isView(user) || (isa<ConcatOp>(user) && paramViews.count(user->getResult(0))))
           work.push_back(user->getResult(0));
         bool inPlace = storedToParam.count(user->getNumResults() ? user->getResult(0)
                                                                  : Value()) &&
@@ -540,7 +540,7 @@ static void scheduleStoresEarly(Block &block) {
       Operation *d = v.getDefiningOp();
       if (auto g = dyn_cast_or_null<GetParamOp>(d))
         return g.getName() == store.getName();
-      if (isa_and_nonnull<SplitDimOp, MergeDimsOp, ConcatOp>(d))
+      if (d && (isView(d) || isa<ConcatOp>(d)))
         return llvm::any_of(d->getOperands(), readsParam);
       return false;
     };
@@ -651,8 +651,17 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     refs[g.getResult()] = paramRef(index);
     return success();
   }
-  if (isa<SplitDimOp, MergeDimsOp>(op)) {
-    refs[op->getResult(0)] = withShape(ref(op->getOperand(0)), shapeOf(op->getResult(0)));
+  if (isView(op)) {
+    // Reshapes keep the input's bytes; a view slice starts further into them.
+    BufferRef r = withShape(ref(op->getOperand(0)), shapeOf(op->getResult(0)));
+    if (auto s = dyn_cast<SliceOp>(op)) {
+      auto shape = shapeOf(s.getInput());
+      int64_t inner = elemBytes(r.type);
+      for (size_t d = size_t(s.getDim()) + 1; d < shape.size(); ++d)
+        inner *= shape[d];
+      r.offset += int64_t(s.getOffset()) * inner;
+    }
+    refs[op->getResult(0)] = r;
     return success();
   }
   if (auto s = dyn_cast<SetParamOp>(op)) {

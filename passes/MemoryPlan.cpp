@@ -33,9 +33,6 @@ using namespace llamac::llama;
 
 namespace {
 
-/// Reshapes are views of their input: row-major data does not move when dimensions are
-/// split or merged, so the emitters never copy for them.
-bool isView(Operation *op) { return isa<SplitDimOp, MergeDimsOp>(op); }
 
 bool intervalsIntersect(const PlannedBuffer &a, const PlannedBuffer &b) {
   return a.start <= b.end && b.start <= a.end;
@@ -57,6 +54,23 @@ int64_t llamac::storageBytes(Type type) {
   if (!tensor || !tensor.hasStaticShape() || !tensor.getElementType().isIntOrFloat())
     return -1;
   return tensor.getNumElements() * llvm::divideCeil(tensor.getElementTypeBitWidth(), 8);
+}
+
+bool llamac::isView(Operation *op) {
+  // Reshapes: row-major data does not move when dimensions are split or merged.
+  if (isa<SplitDimOp, MergeDimsOp>(op))
+    return true;
+  // A slice along a dimension with only extents of 1 before it is one contiguous range.
+  auto slice = dyn_cast<SliceOp>(op);
+  if (!slice)
+    return false;
+  auto type = dyn_cast<RankedTensorType>(slice.getInput().getType());
+  if (!type || !type.hasStaticShape())
+    return false;
+  for (int64_t d = 0; d < int64_t(slice.getDim()); ++d)
+    if (type.getDimSize(d) != 1)
+      return false;
+  return true;
 }
 
 bool llamac::needsBuffer(Value value) {

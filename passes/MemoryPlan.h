@@ -49,10 +49,15 @@ struct MemoryPlan {
 /// floats.
 int64_t storageBytes(mlir::Type type);
 
+/// Whether `op` is a view of its first operand: the reshapes (llama.split_dim,
+/// llama.merge_dims), and a llama.slice that keeps a contiguous range of rows (along the
+/// first dimension of extent above 1, or an earlier one), which is a window of its input.
+/// Emitters never copy for a view; its uses count as uses of the input's storage.
+bool isView(mlir::Operation *op);
+
 /// Whether `value` needs a buffer of its own: a tensor result of an op of the function's
 /// block that is neither a parameter read (llama.get_param results alias parameter storage,
-/// outside the arena) nor a reshape (llama.split_dim and llama.merge_dims results alias their
-/// input). Function arguments belong to the caller.
+/// outside the arena) nor a view (isView). Function arguments belong to the caller.
 bool needsBuffer(mlir::Value value);
 
 /// The buffers of `fn` with their sizes and live intervals, placed in one arena (greedy by

@@ -64,7 +64,7 @@ protected:
   mlir::MLIRContext ctx;
 };
 
-bool isView(mlir::Operation *op) { return mlir::isa<llama::SplitDimOp, llama::MergeDimsOp>(op); }
+bool isView(mlir::Operation *op) { return llamac::isView(op); }
 
 /// The numbers of one function's plan, and what the checks below measured independently.
 struct Numbers {
