@@ -32,6 +32,7 @@ public:
   }
   void broadcast(void *, size_t, int, const char *) override {}
   void barrier(const char *) override {}
+  [[noreturn]] void abort(int status) override { std::_Exit(status); }
   std::unique_ptr<Communicator> split(int, int) override {
     return std::make_unique<SingleProcess>();
   }
@@ -55,6 +56,11 @@ public:
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return "MPI (" + std::to_string(size_) + " ranks)"; }
+  [[noreturn]] void abort(int status) override {
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, status);
+    std::_Exit(status); // MPI_Abort does not return; this tells the compiler so
+  }
   std::unique_ptr<Communicator> split(int color, int key) override {
     MPI_Comm group;
     if (MPI_Comm_split(comm_, color, key, &group) != MPI_SUCCESS)

@@ -44,6 +44,9 @@ public:
   /// stalled run. The rank that notices prints which collective stalled and aborts every
   /// rank (a rank that dies makes the others stall the same way).
   void setTimeout(double seconds) { timeout_ = seconds; }
+  double timeout() const { return timeout_; }
+  /// Ends every rank of the run at once (after a stall another engine noticed: NCCL's).
+  [[noreturn]] virtual void abort(int status) = 0;
 
 protected:
   double timeout_ = 0;

@@ -176,6 +176,10 @@ ExecState::~ExecState() {
     cudaGraphExecDestroy(g);
   for (cudaEvent_t e : events_)
     cudaEventDestroy(e);
+  for (const Issued &i : issued_)
+    cudaEventDestroy(i.done);
+  for (cudaEvent_t e : spareEvents_)
+    cudaEventDestroy(e);
   for (cudaStream_t s : streams_)
     if (s)
       cudaStreamDestroy(s);
@@ -320,6 +324,7 @@ void ExecState::copyOut(void *dst, const std::byte *src, size_t bytes, const cha
 }
 
 void ExecState::finish(const char *function) {
+  watchCollectives(function);
   cudaError_t e = cudaStreamSynchronize(streams_[0]);
   if (e == cudaSuccess)
     e = cudaGetLastError();
@@ -332,6 +337,7 @@ void ExecState::checkWords(const int64_t *words, const LaunchSite *sites, int n,
                            const char *const *what) {
   if (n <= 0)
     return;
+  watchCollectives(sites[0].function); // the wait below must not hang on a dead rank
   std::vector<int64_t> host(size_t(n), -1);
   cudaError_t e = cudaMemcpyAsync(host.data(), words, size_t(n) * sizeof(int64_t),
                                   cudaMemcpyDeviceToHost, streams_[0]);

@@ -138,10 +138,25 @@ public:
   /// index in words[i] (sites[i] says which launch wrote word i).
   void checkWords(const int64_t *words, const LaunchSite *sites, int n, const char *const *what);
   /// Waits for stream 0 (the outputs have arrived) and fails if the device reports an error.
+  /// With collectives and a watchdog timeout (the communicators' --collective-timeout), a
+  /// wait longer than that names the first collective not completed, aborts the NCCL
+  /// communicators and ends every rank (a rank that died or hangs stalls the others).
   void finish(const char *function);
 
 private:
   struct Nccl; ///< an NCCL communicator (Nccl.cpp)
+  /// A collective issued since the last finish(), with an event recorded after it (none
+  /// while a graph is captured), for the watchdog's message.
+  struct Issued {
+    cudaEvent_t done;
+    std::string what;
+  };
+  std::vector<Issued> issued_;
+  std::vector<cudaEvent_t> spareEvents_;
+  /// The watchdog's wait for stream 0 (Nccl.cpp); returns when it completes.
+  void watchCollectives(const char *function);
+  /// Aborts the NCCL communicators, so that kernels waiting for a dead peer return.
+  void abortCollectives();
   /// Creates nccl_[axis] over comm_[axis]'s ranks, which must number `ranks`; false and
   /// `error` if not.
   bool connect(int axis, cudaStream_t stream, int64_t ranks, std::string *error);

@@ -17,7 +17,11 @@
 #include <nccl.h>
 #endif
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 
 namespace llamac::cuda {
 
@@ -154,8 +158,70 @@ void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const
     r = ncclAllReduce(in, out, count, ncclFloat32, ncclSum, group.comm, stream);
     break;
   }
-  if (r != ncclSuccess)
+  if (r != ncclSuccess) {
     failed(context + ncclText(r));
+    return;
+  }
+  // For the watchdog: an event after it, unless a graph is being captured (a replayed graph
+  // is watched as a whole).
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  cudaStreamIsCapturing(stream, &capture);
+  if (capture != cudaStreamCaptureStatusNone)
+    return;
+  cudaEvent_t done = nullptr;
+  if (!spareEvents_.empty()) {
+    done = spareEvents_.back();
+    spareEvents_.pop_back();
+  } else if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) != cudaSuccess) {
+    return;
+  }
+  cudaEventRecord(done, stream);
+  issued_.push_back({done, std::string(collectiveName(kind)) + " of " + what});
+}
+
+void ExecState::watchCollectives(const char *function) {
+  double timeout = 0;
+  rt::Communicator *world = nullptr;
+  for (int a = 0; a < kMaxGridAxes; ++a)
+    if (nccl_[a] && comm_[a]) {
+      timeout = std::max(timeout, comm_[a]->timeout());
+      world = comm_[a];
+    }
+  if (timeout > 0 && world) {
+    auto start = std::chrono::steady_clock::now();
+    while (cudaStreamQuery(streams_[0]) == cudaErrorNotReady) {
+      double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited > timeout) {
+        std::string stalled = "the collectives of @" + std::string(function);
+        for (const Issued &i : issued_)
+          if (cudaEventQuery(i.done) == cudaErrorNotReady) {
+            stalled = "the " + i.what + " in @" + function;
+            break;
+          }
+        std::fprintf(stderr,
+                     "error: %s has not completed after %.0f s on the GPU (NCCL); another "
+                     "rank died or hangs. Aborting the run.\n",
+                     stalled.c_str(), waited);
+        std::fflush(stderr);
+        abortCollectives();
+        world->abort(1);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  for (Issued &i : issued_)
+    spareEvents_.push_back(i.done);
+  issued_.clear();
+}
+
+void ExecState::abortCollectives() {
+  for (Nccl *&n : nccl_)
+    if (n) {
+      ncclCommAbort(n->comm);
+      delete n;
+      n = nullptr;
+    }
 }
 
 #else // !LLAMAC_HAVE_NCCL
@@ -179,6 +245,10 @@ void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const
     connect(axis, stream, ranks, &why);
   failed(std::string("the ") + collectiveName(kind) + " of " + what + ": " + why);
 }
+
+void ExecState::watchCollectives(const char *) {}
+
+void ExecState::abortCollectives() {}
 
 #endif
 
