@@ -25,12 +25,8 @@ echo "== 1. GEMM library peak"
 "$bin/llamac-bench-gemm" 2048 10 | tee "$work/gemm.txt"
 peak=$(sed -n 's/.*best \([0-9.]*\) GFLOP.*/\1/p' "$work/gemm.txt")
 
-if [ ! -s "$work/kjv.txt" ]; then
-  bible -f "Gen1:1-Rev22:21" | sed 's/^[^ ]* //' > "$work/kjv.txt"
-fi
-if [ ! -s "$work/kjv8k.model" ]; then
-  "$bin/llamac" tokenizer train "$work/kjv.txt" --vocab 8000 -o "$work/kjv8k.model" > /dev/null
-fi
+. "$root/bench/corpus.sh"
+kjv_corpus "$work" "$bin"
 
 echo "== 2. training stories15m, batch 8 x 256"
 "$bin/llamac" compile "$root/models/stories15m.mlir" --mode train --batch 8 --seq 256 \

@@ -19,12 +19,8 @@ bin="$build/bin"
 model="$root/models/stories15m.mlir"
 mkdir -p "$work"
 
-if [ ! -s "$work/kjv.txt" ]; then
-  bible -f "Gen1:1-Rev22:21" | sed 's/^[^ ]* //' > "$work/kjv.txt"
-fi
-if [ ! -s "$work/kjv8k.model" ]; then
-  "$bin/llamac" tokenizer train "$work/kjv.txt" --vocab 8000 -o "$work/kjv8k.model" > /dev/null
-fi
+. "$root/bench/corpus.sh"
+kjv_corpus "$work" "$bin"
 
 echo "== build"
 "$bin/llamac" compile "$model" --mode train --batch 4 --seq 256 -o "$work/train" > /dev/null
@@ -34,9 +30,13 @@ echo "== build"
 common=(--data "$work/kjv.txt" --tokenizer "$work/kjv8k.model" --steps "$steps" --lr 1e-3
         --valid-every 0 --progress never)
 mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)
-rate() { sed -n 's/.*: \([0-9.]*[kM]*\) tokens\/s, .*/\1/p' "$1" | tail -1; }
+# The rate of the run's summary line ("... in 0:07: 1.51k tokens/s, ..."), in tokens/s.
+rate() {
+  sed -n 's/.*: \([0-9.]*\)\([kM]*\) tokens\/s, .*/\1 \2/p' "$1" | tail -1 |
+    awk '{ print $1 * ($2 == "k" ? 1e3 : $2 == "M" ? 1e6 : 1) }'
+}
 
-declare -A best
+declare -A best=([one]=0 [dp]=0 [fsdp]=0)
 for round in $(seq "$rounds"); do
   "$work/train" "${common[@]}" --grad-accum 8 --threads 2 > "$work/one.log" 2>&1
   "${mpi[@]}" "$work/train" "${common[@]}" --grad-accum 4 --threads 1 > "$work/dp.log" 2>&1
@@ -45,13 +45,11 @@ for round in $(seq "$rounds"); do
   for c in one dp fsdp; do
     r="$(rate "$work/$c.log")"
     line="$line $c $r"
-    v="$(python3 -c "import sys; s=sys.argv[1]; print(float(s.rstrip('kM')) * (1e3 if s.endswith('k') else 1e6 if s.endswith('M') else 1))" "$r")"
-    if [ -z "${best[$c]:-}" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$v" "${best[$c]}"; then
-      best[$c]="$v"
-    fi
+    best[$c]="$(awk -v a="$r" -v b="${best[$c]}" 'BEGIN { print (a > b ? a : b) }')"
   done
   echo "$line (tokens/s)"
 done
 grep "rank 0 of 2 (FSDP)" "$work/fsdp.log"
-printf "best: one process %.0f, data parallel %.0f, FSDP %.0f tokens/s; FSDP / data parallel = %.2f\n" \
-  "${best[one]}" "${best[dp]}" "${best[fsdp]}" "$(python3 -c "print(${best[fsdp]} / ${best[dp]})")"
+awk -v one="${best[one]}" -v dp="${best[dp]}" -v fsdp="${best[fsdp]}" 'BEGIN {
+  printf "best: one process %.0f, data parallel %.0f, FSDP %.0f tokens/s; FSDP / data parallel = %.2f\n",
+         one, dp, fsdp, fsdp / dp }'

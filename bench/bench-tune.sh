@@ -18,12 +18,8 @@ model="$root/models/stories15m.mlir"
 mkdir -p "$work"
 rm -f "$work/tuning.txtpb"
 
-if [ ! -s "$work/kjv.txt" ]; then
-  bible -f "Gen1:1-Rev22:21" | sed 's/^[^ ]* //' > "$work/kjv.txt"
-fi
-if [ ! -s "$work/kjv8k.model" ]; then
-  "$bin/llamac" tokenizer train "$work/kjv.txt" --vocab 8000 -o "$work/kjv8k.model" > /dev/null
-fi
+. "$root/bench/corpus.sh"
+kjv_corpus "$work" "$bin"
 
 echo "== tune (full search space)"
 "$bin/llamac" tune "$model" --mode train --batch 8 --seq 256 --cache "${BENCH_CACHE:-cold}" -o "$work/tuning.txtpb" 2>/dev/null

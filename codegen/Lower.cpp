@@ -40,6 +40,18 @@ using namespace llamac::llama;
 // Parameters
 //===----------------------------------------------------------------------------------===//
 
+static ParamInit paramInitOf(InitKind kind) {
+  switch (kind) {
+  case InitKind::zeros:
+    return ParamInit::Zeros;
+  case InitKind::ones:
+    return ParamInit::Ones;
+  case InitKind::normal:
+    return ParamInit::Normal;
+  }
+  return ParamInit::Zeros;
+}
+
 static ParamRole roleOf(StringRef name) {
   name.consume_front("fsdp."); // a shard has the role of what it is a shard of
   if (name.starts_with("grad."))
@@ -65,6 +77,13 @@ static LogicalResult lowerShardLayouts(ModelOp model, Program &program) {
     int64_t index = program.findParam(p.getSymName().str());
     auto [it, inserted] = layoutIndex.try_emplace(attr, int64_t(program.shardLayouts.size()));
     program.params[index].shard = it->second;
+    // Each shard holds padded / ranks elements of its unit (the drivers rely on it).
+    auto ranks = attr.getAs<IntegerAttr>("ranks");
+    auto padded = attr.getAs<IntegerAttr>("padded");
+    if (ranks && padded && ranks.getInt() >= 1 &&
+        program.params[index].elements() * ranks.getInt() != padded.getInt())
+      return p.emitError("@") << p.getSymName() << " does not hold 1/ranks of its unit's "
+                              << "padded elements (its llama.fsdp layout)";
     if (!inserted)
       continue;
     auto members = attr.getAs<ArrayAttr>("members");
@@ -109,9 +128,7 @@ static LogicalResult lowerShardLayouts(ModelOp model, Program &program) {
       m.name = name.getValue().str();
       m.offset = offsets[i];
       m.shape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
-      m.init = *kind == InitKind::zeros  ? ParamInit::Zeros
-               : *kind == InitKind::ones ? ParamInit::Ones
-                                         : ParamInit::Normal;
+      m.init = paramInitOf(*kind);
       m.std = stds[i];
       if (m.offset < 0 || m.offset + m.elements() > layout.flat)
         return p.emitError("member @") << m.name << " lies outside its unit's "
@@ -220,18 +237,9 @@ LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program, bool qua
       Param param;
       param.name = p.getSymName().str();
       param.role = roleOf(param.name);
-      switch (p.getInit()) {
-      case InitKind::zeros:
-        param.init = ParamInit::Zeros;
-        break;
-      case InitKind::ones:
-        param.init = ParamInit::Ones;
-        break;
-      case InitKind::normal:
-        param.init = ParamInit::Normal;
+      param.init = paramInitOf(p.getInit());
+      if (p.getInit() == InitKind::normal)
         param.std = p.getStd() ? p.getStd()->convertToDouble() : 0.0;
-        break;
-      }
       param.shape.assign(type.getShape().begin(), type.getShape().end());
       param.quantized = quantizeUnit;
       param.offset = offset;
@@ -1103,8 +1111,8 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
   return op->emitError("code generation has no kernel for '") << op->getName() << "'";
 }
 
-/// The shard dialect's collectives over llamac-plan-fsdp's 1-D grid, as the plan uses them:
-/// gathers and reduce-scatters of flat f32 units along their only axis, sums of f32 values.
+/// The shard dialect's collectives as llamac-plan-fsdp uses them, each along one axis of its
+/// grid: gathers and reduce-scatters of flat f32 units, sums of f32 values.
 LogicalResult FunctionLowering::lowerCollective(Operation *op) {
   Value in = op->getOperand(0), result = op->getResult(0);
   auto inType = cast<RankedTensorType>(in.getType());

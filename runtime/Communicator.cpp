@@ -162,8 +162,7 @@ private:
                      "error: rank %d of %d: the %s of %s (%zu values) has not completed after "
                      "%.0f s; another rank died or hangs. Aborting the run.\n",
                      worldRank_, worldSize_, kind, what, count, waited);
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 1);
+        abort(1);
       }
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }

@@ -1181,7 +1181,9 @@ int TrainDriver::train() {
 
   // Outputs: checked, then created; nothing was written before this point. Directories come
   // first, so that a directory that cannot be created leaves no half-started log.
-  comm_->setTimeout(flags_.getDouble("collective-timeout"));
+  for (Communicator *c : {comm_, replicaComm_.get(), shardComm_.get()})
+    if (c) // hybrid sharding's groups run collectives of their own
+      c->setTimeout(flags_.getDouble("collective-timeout"));
   const std::string logDir = comm_->rank() == 0 ? flags_.getString("log-dir") : "";
   const std::string csvPath = logDir + "/metrics.csv";
   if (!logDir.empty() && !MetricsCsv::check(csvPath, &error))

@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------------------===//
 #include "runtime/Communicator.h"
 #include "runtime/cuda/CudaRuntime.h"
+#include "test/gpu/GpuTestSupport.h"
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -28,46 +29,13 @@
 #include <vector>
 
 using namespace llamac;
+using namespace llamac::gputest;
 
 namespace {
 
-std::vector<float> randomVec(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(size_t(n), 0.0f);
-  for (float &x : v)
-    x = dist(rng);
-  return v;
-}
-
-/// A device array of floats, freed on destruction.
-class DeviceFloats {
-public:
-  explicit DeviceFloats(const std::vector<float> &values) : size(values.size()) {
-    if (cudaMalloc(&ptr, sizeof(float) * std::max<size_t>(size, 1)) != cudaSuccess)
-      ptr = nullptr;
-    EXPECT_NE(ptr, nullptr);
-    if (ptr)
-      EXPECT_EQ(cudaMemcpy(ptr, values.data(), sizeof(float) * size, cudaMemcpyHostToDevice),
-                cudaSuccess);
-  }
-  explicit DeviceFloats(size_t n) : DeviceFloats(std::vector<float>(n, -7.0f)) {}
-  DeviceFloats(const DeviceFloats &) = delete;
-  DeviceFloats &operator=(const DeviceFloats &) = delete;
-  ~DeviceFloats() { cudaFree(ptr); }
-  std::vector<float> download() const {
-    std::vector<float> out(size);
-    EXPECT_EQ(cudaMemcpy(out.data(), ptr, sizeof(float) * size, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    return out;
-  }
-
-  float *ptr = nullptr;
-  size_t size;
-};
-
-bool bitEqual(const std::vector<float> &a, const std::vector<float> &b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+/// A device array of n floats, each -7 until a collective writes it.
+DeviceArray<float> poisoned(int64_t n) {
+  return DeviceArray<float>(std::vector<float>(size_t(n), -7.0f));
 }
 
 /// The communicator of a process not started by mpirun.
@@ -123,7 +91,8 @@ protected:
 TEST_F(NcclTest, OneRankGatherIsACopy) {
   const int64_t n = 1001; // not a multiple of anything
   std::vector<float> shard = randomVec(n, 1);
-  DeviceFloats in(shard), out{size_t(n)};
+  DeviceArray<float> in(shard);
+  DeviceArray<float> out = poisoned(n);
   cuda::allGather(*X, 0, X->stream(1), in.ptr, out.ptr, n, 1, "the weights of a unit");
   ASSERT_TRUE(finish());
   EXPECT_TRUE(bitEqual(out.download(), shard));
@@ -133,7 +102,8 @@ TEST_F(NcclTest, OneRankGatherIsACopy) {
 TEST_F(NcclTest, OneRankReduceScatterIsACopy) {
   const int64_t n = 777;
   std::vector<float> grads = randomVec(n, 2);
-  DeviceFloats in(grads), out{size_t(n)};
+  DeviceArray<float> in(grads);
+  DeviceArray<float> out = poisoned(n);
   cuda::reduceScatter(*X, 0, X->stream(1), in.ptr, out.ptr, n, 1, "the gradients of a unit");
   ASSERT_TRUE(finish());
   EXPECT_TRUE(bitEqual(out.download(), grads));
@@ -142,7 +112,8 @@ TEST_F(NcclTest, OneRankReduceScatterIsACopy) {
 TEST_F(NcclTest, OneRankAllReduceIsACopy) {
   const int64_t n = 3;
   std::vector<float> values = randomVec(n, 3);
-  DeviceFloats in(values), out{size_t(n)};
+  DeviceArray<float> in(values);
+  DeviceArray<float> out = poisoned(n);
   cuda::allReduce(*X, 0, X->stream(1), in.ptr, out.ptr, n, 1, "the gradient norm");
   ASSERT_TRUE(finish());
   EXPECT_TRUE(bitEqual(out.download(), values));
@@ -156,7 +127,9 @@ TEST_F(NcclTest, OneCommunicatorForEveryCollective) {
   // Many collectives of each kind, one after another on the communication stream.
   const int64_t n = 64;
   std::vector<float> values = randomVec(n, 4);
-  DeviceFloats a(values), b{size_t(n)}, c{size_t(n)};
+  DeviceArray<float> a(values);
+  DeviceArray<float> b = poisoned(n);
+  DeviceArray<float> c = poisoned(n);
   for (int i = 0; i < 10; ++i) {
     cuda::allGather(*X, 0, X->stream(1), a.ptr, b.ptr, n, 1, "a");
     cuda::reduceScatter(*X, 0, X->stream(1), b.ptr, c.ptr, n, 1, "b");
@@ -168,7 +141,8 @@ TEST_F(NcclTest, OneCommunicatorForEveryCollective) {
 
 TEST_F(NcclTest, ProgramWithMoreRanksIsRefusedAfterConnecting) {
   std::vector<float> values = randomVec(8, 5);
-  DeviceFloats in(values), out(16);
+  DeviceArray<float> in(values);
+  DeviceArray<float> out = poisoned(16);
   cuda::allGather(*X, 0, X->stream(1), in.ptr, out.ptr, 8, 1, "a unit");
   ASSERT_TRUE(finish());
   cuda::allGather(*X, 0, X->stream(1), in.ptr, out.ptr, 8, 2, "fsdp.layers.0");
@@ -182,7 +156,9 @@ TEST_F(NcclTest, OneCommunicatorPerGridAxis) {
   // rt::Communicator is one process too.
   const int64_t n = 50;
   std::vector<float> values = randomVec(n, 7);
-  DeviceFloats in(values), gathered{size_t(n)}, reduced{size_t(n)};
+  DeviceArray<float> in(values);
+  DeviceArray<float> gathered = poisoned(n);
+  DeviceArray<float> reduced = poisoned(n);
   cuda::allGather(*X, 1, X->stream(1), in.ptr, gathered.ptr, n, 1, "a");
   cuda::allReduce(*X, 0, X->stream(1), gathered.ptr, reduced.ptr, n, 1, "b");
   cuda::allReduce(*X, 1, X->stream(1), reduced.ptr, reduced.ptr, n, 1, "c");
@@ -196,7 +172,10 @@ TEST_F(NcclTest, CapturedInAGraphOnTheCommunicationStream) {
   // second is captured and replayed.
   const int64_t n = 300;
   std::vector<float> values = randomVec(n, 6);
-  DeviceFloats src(values), gathered{size_t(n)}, scattered{size_t(n)}, reduced{size_t(n)};
+  DeviceArray<float> src(values);
+  DeviceArray<float> gathered = poisoned(n);
+  DeviceArray<float> scattered = poisoned(n);
+  DeviceArray<float> reduced = poisoned(n);
   auto body = [&] {
     cudaEventRecord(X->event(0), X->stream(0));
     cudaStreamWaitEvent(X->stream(1), X->event(0), 0);
@@ -209,7 +188,7 @@ TEST_F(NcclTest, CapturedInAGraphOnTheCommunicationStream) {
   body();
   ASSERT_TRUE(finish());
   EXPECT_TRUE(bitEqual(reduced.download(), values));
-  for (DeviceFloats *d : {&gathered, &scattered, &reduced})
+  for (DeviceArray<float> *d : {&gathered, &scattered, &reduced})
     ASSERT_EQ(cudaMemset(d->ptr, 0, sizeof(float) * size_t(n)), cudaSuccess);
 
   cudaGraph_t graph = nullptr;
