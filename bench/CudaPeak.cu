@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------------------===//
 #include "runtime/cuda/CudaGemm.h"
+#include "runtime/cuda/CudaKernels.h"
 #include "runtime/cuda/FlashAttention.cuh"
 
 #include <cublasLt.h>
@@ -150,6 +151,34 @@ double llamacGemm(int n, int repeats, cuda::Precision precision) {
   return 2.0 * n * double(n) * n / s;
 }
 
+/// The same product on bf16 operands with a bf16 result, as mixed-precision programs run
+/// every GEMM (f32 sums on the tensor cores).
+double llamacGemmBf16(int n, int repeats) {
+  size_t count = size_t(n) * n;
+  float *af = randomDevice(count, 3), *bf = randomDevice(count, 4);
+  uint16_t *a = nullptr, *b = nullptr, *c = nullptr;
+  CHECK(cudaMalloc(&a, count * 2));
+  CHECK(cudaMalloc(&b, count * 2));
+  CHECK(cudaMalloc(&c, count * 2));
+  cuda::cast(af, int64_t(count), a, nullptr);
+  cuda::cast(bf, int64_t(count), b, nullptr);
+  CHECK(cudaDeviceSynchronize());
+  cuda::GemmEngine engine;
+  std::string error;
+  if (!engine.init(&error)) {
+    std::fprintf(stderr, "llamac-bench-cuda: %s\n", error.c_str());
+    std::exit(1);
+  }
+  double s = best(repeats, [&] {
+    if (engine.nt(n, n, n, a, b, c, false, 0, nullptr) != CUBLAS_STATUS_SUCCESS) {
+      std::fprintf(stderr, "llamac-bench-cuda: the bf16 GEMM failed\n");
+      std::exit(1);
+    }
+  });
+  cudaFree(af), cudaFree(bf), cudaFree(a), cudaFree(b), cudaFree(c);
+  return 2.0 * n * double(n) * n / s;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -171,6 +200,10 @@ int main(int argc, char **argv) {
     std::printf("llamac gemm %d^3, f32 storage, %s products: %.1f TFLOP/s (%.2f of bf16 peak)\n",
                 n, name, f / 1e12, f / peak);
   }
+  double mixed = llamacGemmBf16(n, repeats);
+  std::printf("llamac gemm %d^3, bf16 storage (mixed precision): %.1f TFLOP/s (%.2f of bf16 "
+              "peak)\n",
+              n, mixed / 1e12, mixed / peak);
 
   // Flash attention at the ~1B training shape.
   const int64_t B = 4, T = 2048, H = 32, Hkv = 4;

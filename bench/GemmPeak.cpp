@@ -75,9 +75,10 @@ int compareShapes(std::istream &in, int repeats) {
     if (!(fields >> kind >> m >> n >> k) || kind[0] == '#')
       continue;
     fields >> acc;
-    Gemm blis = kind == "gemm_nt"   ? &llamac::cpu::gemmNT
-                : kind == "gemm_nn" ? &llamac::cpu::gemmNN
-                : kind == "gemm_tn" ? &llamac::cpu::gemmTN
+    // The f32 overloads (the bf16 ones take uint16_t).
+    Gemm blis = kind == "gemm_nt"   ? Gemm(&llamac::cpu::gemmNT)
+                : kind == "gemm_nn" ? Gemm(&llamac::cpu::gemmNN)
+                : kind == "gemm_tn" ? Gemm(&llamac::cpu::gemmTN)
                                     : nullptr;
     Gemm own = kind == "gemm_nt" ? ownNT : kind == "gemm_nn" ? ownNN : ownTN;
     if (!blis || m <= 0 || n <= 0 || k <= 0) {

@@ -69,6 +69,8 @@ std::string call(const Launch &l, const std::string &what = "") {
     src.type = dst.type = ElemType::F32; // words, whatever they hold
     return "cpu::copy(" + ptr(src, true) + ", " + I(l, "n") + ", " + ptr(dst, false) + ")";
   }
+  case KernelKind::Cast: // f32 <-> bf16, by the pointers' types
+    return "cpu::cast(" + in(l, 0) + ", " + I(l, "n") + ", " + outp(l, 0) + ")";
   case KernelKind::CopyRows:
     return "cpu::copyRows(" + in(l, 0) + ", " + I(l, "rows") + ", " + I(l, "cols") + ", " +
            I(l, "in_stride") + ", " + I(l, "out_stride") + ", " + outp(l, 0) + ")";

@@ -147,6 +147,8 @@ struct FunctionEmitter {
       return "cuda::copy(" + ptr(src, true) + ", " + I(l, "n") + ", " + ptr(dst, false) + ", " +
              st + ")";
     }
+    case KernelKind::Cast: // f32 <-> bf16, by the pointers' types
+      return "cuda::cast(" + in(l, 0) + ", " + I(l, "n") + ", " + out(l, 0) + ", " + st + ")";
     case KernelKind::CopyRows:
       return "cuda::copyRows(" + in(l, 0) + ", " + I(l, "rows") + ", " + I(l, "cols") + ", " +
              I(l, "in_stride") + ", " + I(l, "out_stride") + ", " + out(l, 0) + ", " + st + ")";

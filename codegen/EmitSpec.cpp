@@ -27,6 +27,8 @@ std::string llamac::kir::cType(ElemType t) {
     return "int64_t";
   case ElemType::I8:
     return "int8_t";
+  case ElemType::BF16:
+    return "uint16_t";
   }
   return "float";
 }

@@ -18,12 +18,14 @@ const char *llamac::kir::elemTypeName(ElemType t) {
     return "i64";
   case ElemType::I8:
     return "i8";
+  case ElemType::BF16:
+    return "bf16";
   }
   return "?";
 }
 
 int64_t llamac::kir::elemBytes(ElemType t) {
-  return t == ElemType::I64 ? 8 : t == ElemType::I8 ? 1 : 4;
+  return t == ElemType::I64 ? 8 : t == ElemType::I8 ? 1 : t == ElemType::BF16 ? 2 : 4;
 }
 
 const char *llamac::kir::spaceName(Space s) {
@@ -59,6 +61,8 @@ const Signature kSignatures[] = {
     {KernelKind::Fill, "fill", 0, 1},
     {KernelKind::Copy, "copy", 1, 1},
     {KernelKind::CopyRows, "copy_rows", 1, 1},
+    // n elements f32 -> bf16 (rounded to nearest even) or bf16 -> f32 (exact).
+    {KernelKind::Cast, "cast", 1, 1},
     {KernelKind::Binary, "binary", 2, 1},
     {KernelKind::Unary, "unary", 1, 1},
     {KernelKind::Scale, "scale", 1, 1},

@@ -30,8 +30,11 @@ class raw_ostream;
 
 namespace llamac::kir {
 
-enum class ElemType { F32, I32, I64, I8 };
-const char *elemTypeName(ElemType t); // "f32", "i32", "i64", "i8"
+/// BF16: bfloat16 storage (the bits of the f32 value's top half, rounded to nearest even),
+/// of the GEMM operands and results of a mixed-precision program (llamac-mixed-precision);
+/// generated code holds it as uint16_t.
+enum class ElemType { F32, I32, I64, I8, BF16 };
+const char *elemTypeName(ElemType t); // "f32", "i32", "i64", "i8", "bf16"
 int64_t elemBytes(ElemType t);
 
 enum class Space { Arena, Param, Cache, Input, Output };
@@ -57,7 +60,7 @@ struct BufferRef {
 /// KernelIR.cpp (kernelSignature) and checked by verify().
 enum class KernelKind {
   GemmNT, GemmNN, GemmTN, GemmNTQ8,
-  Fill, Copy, CopyRows,
+  Fill, Copy, CopyRows, Cast,
   Binary, Unary, Scale,
   Embedding, EmbeddingGrad,
   RMSNorm, RMSNormGrad, AddRMSNorm, AddRMSNormGrad,

@@ -272,6 +272,8 @@ namespace {
 std::optional<ElemType> elemTypeOf(Type t) {
   if (t.isF32())
     return ElemType::F32;
+  if (t.isBF16())
+    return ElemType::BF16;
   if (t.isInteger(32))
     return ElemType::I32;
   if (t.isInteger(64) || t.isIndex())
@@ -295,6 +297,39 @@ std::string originOf(Operation *op) {
 }
 
 void scheduleCommunication(Function &f);
+
+/// Why `l` cannot run on its buffers' element types, or "": bf16 buffers (mixed precision,
+/// llamac-mixed-precision) are for the GEMMs, whose operands and result share one type, and
+/// for the casts between f32 and bf16. Every other kernel takes f32.
+std::string bf16Problem(const Launch &l) {
+  auto isBf16 = [](const BufferRef &b) { return b.type == ElemType::BF16; };
+  bool any = llvm::any_of(l.inputs, isBf16) || llvm::any_of(l.outputs, isBf16);
+  switch (l.kind) {
+  case KernelKind::GemmNT:
+  case KernelKind::GemmNN:
+  case KernelKind::GemmTN:
+    if (l.inputs[0].type != l.outputs[0].type || l.inputs[1].type != l.outputs[0].type)
+      return std::string("code generation has no ") + kernelName(l.kind) + " on " +
+             elemTypeName(l.inputs[0].type) + " x " + elemTypeName(l.inputs[1].type) +
+             " -> " + elemTypeName(l.outputs[0].type) +
+             "; the operands and the result of a product share one element type";
+    return "";
+  case KernelKind::Cast: {
+    ElemType from = l.inputs[0].type, to = l.outputs[0].type;
+    if (!((from == ElemType::F32 && to == ElemType::BF16) ||
+          (from == ElemType::BF16 && to == ElemType::F32)))
+      return std::string("code generation casts between f32 and bf16 only, not ") +
+             elemTypeName(from) + " to " + elemTypeName(to);
+    return "";
+  }
+  default:
+    if (!any)
+      return "";
+    return std::string("code generation has no bf16 ") + kernelName(l.kind) +
+           " kernel; under mixed precision only the matrix products take bf16 (cast the "
+           "operands to f32 first)";
+  }
+}
 
 class FunctionLowering {
 public:
@@ -367,7 +402,8 @@ LogicalResult FunctionLowering::checkTypes() {
       if (!t.hasStaticShape())
         return op.emitError("code generation needs static shapes; got ") << t;
       if (!elemTypeOf(t.getElementType()))
-        return op.emitError("the CPU back end supports f32, i32 and i64 tensors; got ") << t;
+        return op.emitError("code generation supports f32, bf16, i32 and i64 tensors; got ")
+               << t;
     }
   return success();
 }
@@ -604,9 +640,10 @@ LogicalResult FunctionLowering::run() {
   // The signature.
   for (BlockArgument arg : block.getArguments()) {
     auto t = dyn_cast<RankedTensorType>(arg.getType());
-    if (!t || !t.hasStaticShape() || !elemTypeOf(t.getElementType()))
-      return fn.emitError("code generation needs statically shaped tensor arguments; "
-                          "argument ")
+    if (!t || !t.hasStaticShape() || !elemTypeOf(t.getElementType()) ||
+        t.getElementType().isBF16())
+      return fn.emitError("code generation needs statically shaped f32, i32 or i64 tensor "
+                          "arguments; argument ")
              << arg.getArgNumber() << " is " << arg.getType();
     TensorSig sig{"arg" + std::to_string(arg.getArgNumber()), *elemTypeOf(t.getElementType()),
                   shapeOf(arg)};
@@ -628,6 +665,9 @@ LogicalResult FunctionLowering::run() {
   auto ret = cast<func::ReturnOp>(block.getTerminator());
   for (auto [n, v] : llvm::enumerate(ret.getOperands())) {
     auto t = cast<RankedTensorType>(v.getType());
+    if (t.getElementType().isBF16())
+      return ret.emitError("code generation returns f32, i32 or i64 tensors; result ")
+             << n << " is " << t << " (cast it to f32)";
     out.outputs.push_back({"result" + std::to_string(n), *elemTypeOf(t.getElementType()),
                            shapeOf(v)});
   }
@@ -642,9 +682,14 @@ LogicalResult FunctionLowering::run() {
   for (auto [v, index] : storedToParam)
     refs[v] = withShape(paramRef(index), shapeOf(v));
 
-  for (Operation &op : block)
+  for (Operation &op : block) {
+    size_t first = out.launches.size();
     if (failed(lowerOp(&op)))
       return failure();
+    for (size_t i = first; i < out.launches.size(); ++i)
+      if (std::string why = bf16Problem(out.launches[i]); !why.empty())
+        return op.emitError(why);
+  }
   scheduleCommunication(out);
   program.functions.push_back(std::move(out));
   return success();
@@ -954,7 +999,7 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     for (Value in : c.getInputs()) {
       int64_t cols = shapeOf(in)[dim] * inner;
       BufferRef dst = ref(c.getResult());
-      dst.offset += column * 4;
+      dst.offset += column * elemBytes(dst.type);
       dst.shape = {rows, cols};
       Launch &l = launch(KernelKind::CopyRows, op);
       l.inputs = {ref(in)};
@@ -973,7 +1018,7 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     for (int64_t d = dim + 1; d < int64_t(shape.size()); ++d)
       inner *= shape[d];
     BufferRef src = ref(s.getInput());
-    src.offset += int64_t(s.getOffset()) * inner * 4;
+    src.offset += int64_t(s.getOffset()) * inner * elemBytes(src.type);
     int64_t cols = int64_t(s.getSize()) * inner;
     src.shape = {rows, cols};
     Launch &l = launch(KernelKind::CopyRows, op);
@@ -981,6 +1026,13 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
     l.outputs = {ref(s.getResult())};
     l.ints = {{"rows", rows}, {"cols", cols}, {"in_stride", shape[dim] * inner},
               {"out_stride", cols}};
+    return success();
+  }
+  if (auto c = dyn_cast<CastOp>(op)) {
+    Launch &l = launch(KernelKind::Cast, op);
+    l.inputs = {ref(c.getInput())};
+    l.outputs = {ref(c.getResult())};
+    l.ints = {{"n", numElements(c.getResult())}};
     return success();
   }
   if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp>(op)) {

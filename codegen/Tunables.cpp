@@ -117,6 +117,11 @@ std::string llamac::kir::shapeKey(const Launch &launch, const std::string &targe
       continue;
     key += (key.empty() ? "" : ",") + name + "=" + std::to_string(value);
   }
+  // A bf16 GEMM and an f32 one of the same shape are different kernels (mixed precision).
+  auto isBf16 = [](const BufferRef &b) { return b.type == ElemType::BF16; };
+  if (std::any_of(launch.inputs.begin(), launch.inputs.end(), isBf16) ||
+      std::any_of(launch.outputs.begin(), launch.outputs.end(), isBf16))
+    key += ",bf16";
   return key;
 }
 

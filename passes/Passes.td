@@ -41,6 +41,26 @@ def LlamaSpecialize : Pass<"llama-specialize", "::mlir::ModuleOp"> {
   ];
 }
 
+def LlamaMixedPrecision : Pass<"llamac-mixed-precision", "::mlir::ModuleOp"> {
+  let summary = "Matrix products on bf16 operands with bf16 results; the rest stays f32";
+  let description = [{
+    Every f32 `llama.linear` and `llama.matmul` becomes the same product on bf16 casts of its
+    operands, its bf16 result cast back to f32: the numerics of autocast to bf16 (bf16
+    products summed in f32, results stored in bf16). Norms, softmax, losses, the optimizer
+    and the master weights stay f32. Run before llamac-autodiff (and after the forward
+    fusions), the backward products follow in bf16 from the casts' VJPs, and the weight
+    gradients are widened to f32. Each product gets casts of its own, so no bf16 value has
+    two users. `llamac compile --precision bf16` runs it.
+  }];
+  let options = [
+    Option<"dtype", "dtype", "std::string", "\"bf16\"",
+           "Storage type of the products' operands and results (bf16)">
+  ];
+  let statistics = [
+    Statistic<"numProducts", "products", "Matrix products moved to bf16">
+  ];
+}
+
 def LlamaAutodiff : Pass<"llamac-autodiff", "::mlir::ModuleOp"> {
   let summary = "Derive the gradients of a scalar loss with respect to the parameters";
   let description = [{

@@ -12,13 +12,28 @@ void llamac::buildFrontendPipeline(OpPassManager &pm, const FrontendPipelineOpti
   pm.addPass(createCSEPass());
 }
 
-void llamac::buildInferencePipeline(OpPassManager &pm, const FrontendPipelineOptions &options) {
-  buildFrontendPipeline(pm, options);
+/// llamac-mixed-precision unless `precision` is f32 (the pass rejects what is not bf16, so
+/// that a pipeline string with another value fails instead of running in f32).
+static void addMixedPrecision(OpPassManager &pm, StringRef precision) {
+  using namespace llamac;
+  if (precision == "f32")
+    return;
+  LlamaMixedPrecisionOptions options;
+  options.dtype = precision.str();
+  pm.addPass(createLlamaMixedPrecision(options));
+}
+
+void llamac::buildInferencePipeline(OpPassManager &pm, const InferencePipelineOptions &options) {
+  FrontendPipelineOptions frontend;
+  frontend.batch = options.batch;
+  frontend.seq = options.seq;
+  buildFrontendPipeline(pm, frontend);
   pm.addPass(createInlinerPass());
   pm.addPass(createLlamaFuseSwiGLU());
   pm.addPass(createLlamaFuseQKVRoPE());
   pm.addPass(createLlamaFuseAddRMSNorm());
   pm.addPass(createLlamaFuseAttention());
+  addMixedPrecision(pm, options.precision);
   pm.addPass(createCSEPass());
 }
 
@@ -38,6 +53,7 @@ void llamac::buildTrainingPipeline(OpPassManager &pm, const TrainingPipelineOpti
     pm.addPass(createLlamaFuseAttention());
   if (options.fuseCrossEntropy)
     pm.addPass(createLlamaFuseCrossEntropy());
+  addMixedPrecision(pm, options.precision);
   pm.addPass(createLlamaAutodiff());
   LlamaRematOptions remat;
   remat.policy = options.remat;
@@ -69,7 +85,7 @@ void llamac::registerLlamacPassesAndPipelines() {
       "Expand the layers and specialise batch and sequence: the tensor-level IR that "
       "autodiff, fusion and the interpreter work on",
       buildFrontendPipeline);
-  PassPipelineRegistration<FrontendPipelineOptions>(
+  PassPipelineRegistration<InferencePipelineOptions>(
       "llamac-inference",
       "The front end, then the forward-pass fusions: what `llamac compile --mode infer` "
       "lowers to kernels",

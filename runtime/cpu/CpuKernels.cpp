@@ -392,6 +392,79 @@ void gemmNTQ8(int64_t M, int64_t N, int64_t K, const float *A, const int8_t *B,
 }
 
 //===----------------------------------------------------------------------------------===//
+// Mixed precision
+//===----------------------------------------------------------------------------------===//
+
+namespace {
+
+inline uint16_t toBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if (f != f)
+    return uint16_t((bits >> 16) | 0x40); // a quiet NaN
+  return uint16_t((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
+inline float fromBf16(uint16_t b) {
+  uint32_t bits = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// The f32 GEMM `f32Gemm` on widened copies of bf16 operands, its result rounded to bf16.
+/// The copies live in per-thread buffers that grow to the largest product seen.
+template <class F32Gemm>
+void gemmBf16(int64_t aElems, int64_t bElems, int64_t cElems, const uint16_t *A,
+              const uint16_t *B, uint16_t *C, bool accumulate, F32Gemm f32Gemm) {
+  thread_local std::vector<float> a, b, c;
+  a.resize(size_t(aElems));
+  b.resize(size_t(bElems));
+  c.resize(size_t(cElems));
+  cast(A, aElems, a.data());
+  cast(B, bElems, b.data());
+  if (accumulate)
+    cast(C, cElems, c.data());
+  f32Gemm(a.data(), b.data(), c.data(), accumulate);
+  cast(c.data(), cElems, C);
+}
+
+} // namespace
+
+void cast(const float *in, int64_t n, uint16_t *out) {
+#pragma omp parallel for if (n >= 4 * kParallelElements && !omp_in_parallel())
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = toBf16(in[i]);
+}
+
+void cast(const uint16_t *in, int64_t n, float *out) {
+#pragma omp parallel for if (n >= 4 * kParallelElements && !omp_in_parallel())
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = fromBf16(in[i]);
+}
+
+#define LLAMAC_GEMM_BF16(NAME, AE, BE)                                                      \
+  void NAME(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B,          \
+            uint16_t *C, bool accumulate) {                                                 \
+    gemmBf16(AE, BE, M * N, A, B, C, accumulate,                                            \
+             [&](const float *a, const float *b, float *c, bool acc) {                      \
+               NAME(M, N, K, a, b, c, acc);                                                 \
+             });                                                                            \
+  }                                                                                         \
+  void NAME##Own(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B,     \
+                 uint16_t *C, bool accumulate, int64_t kc) {                                \
+    gemmBf16(AE, BE, M * N, A, B, C, accumulate,                                            \
+             [&](const float *a, const float *b, float *c, bool acc) {                      \
+               NAME##Own(M, N, K, a, b, c, acc, kc);                                        \
+             });                                                                            \
+  }
+// Operand sizes: nt A[M,K] B[N,K]; nn A[M,K] B[K,N]; tn A[K,M] B[K,N].
+LLAMAC_GEMM_BF16(gemmNT, M * K, N * K)
+LLAMAC_GEMM_BF16(gemmNN, M * K, K * N)
+LLAMAC_GEMM_BF16(gemmTN, K * M, K * N)
+#undef LLAMAC_GEMM_BF16
+
+//===----------------------------------------------------------------------------------===//
 // Memory
 //===----------------------------------------------------------------------------------===//
 

@@ -47,6 +47,30 @@ void gemmTNOwn(int64_t M, int64_t N, int64_t K, const float *A, const float *B, 
 void gemmNTQ8(int64_t M, int64_t N, int64_t K, const float *A, const int8_t *B,
               const float *scales, float *C, int64_t rowsPerTask = 32);
 
+//--- mixed precision (bf16 storage) ---------------------------------------------------------
+// bf16 values are held as uint16_t: the upper half of an f32's bits, rounded to nearest even
+// when narrowing (NaN stays NaN), as runtime/Tensor.h's floatToBF16 and the interpreter do.
+/// out = in rounded to bf16; and back, exactly.
+void cast(const float *in, int64_t n, uint16_t *out);
+void cast(const uint16_t *in, int64_t n, float *out);
+/// The GEMMs of a mixed-precision program (llamac-mixed-precision): bf16 operands widened
+/// exactly to f32, the products summed in f32 by BLIS (or, with the "Own" suffix, by the own
+/// GEMM with K blocks of kc), the result rounded to bf16 (accumulate: C's old value widened
+/// and added first). The CPU has no bf16 arithmetic worth using here; these give the
+/// numerics of a bf16 tensor-core GEMM (bf16 in, f32 sums, bf16 out), not its speed.
+void gemmNT(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B, uint16_t *C,
+            bool accumulate = false);
+void gemmNN(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B, uint16_t *C,
+            bool accumulate = false);
+void gemmTN(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B, uint16_t *C,
+            bool accumulate = false);
+void gemmNTOwn(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B,
+               uint16_t *C, bool accumulate = false, int64_t kc = 0);
+void gemmNNOwn(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B,
+               uint16_t *C, bool accumulate = false, int64_t kc = 0);
+void gemmTNOwn(int64_t M, int64_t N, int64_t K, const uint16_t *A, const uint16_t *B,
+               uint16_t *C, bool accumulate = false, int64_t kc = 0);
+
 //--- memory -----------------------------------------------------------------------------------
 void fill(float *out, int64_t n, float value);
 void copy(const float *in, int64_t n, float *out);

@@ -10,6 +10,11 @@
 //                                     A is col-major [M,K] (ld M): op T.
 // The first cuBLASLt operand is always B, the second A.
 //
+// f32 and bf16 matrices differ only in the layouts' data type and the compute type: the
+// program's precision for f32, CUBLAS_COMPUTE_32F for bf16 (bf16 tensor cores with f32
+// sums; the "fast" compute types would only lower f32 inputs). alpha and beta are f32
+// (CUDA_R_32F scale type) either way.
+//
 //===----------------------------------------------------------------------------------===//
 #include "runtime/cuda/CudaGemm.h"
 
@@ -102,9 +107,9 @@ void GemmEngine::setPrecision(Precision precision) {
   clearPlans();
 }
 
-GemmEngine::Plan &GemmEngine::plan(Op op, int64_t M, int64_t N, int64_t K, bool accumulate,
-                                   int count) {
-  Key key{int(op), M, N, K, accumulate, count};
+GemmEngine::Plan &GemmEngine::plan(DataType type, Op op, int64_t M, int64_t N, int64_t K,
+                                   bool accumulate, int count) {
+  Key key{int(type), int(op), M, N, K, accumulate, count};
   auto it = plans_.find(key);
   if (it != plans_.end())
     return it->second;
@@ -116,7 +121,9 @@ GemmEngine::Plan &GemmEngine::plan(Op op, int64_t M, int64_t N, int64_t K, bool 
   // Operand 1 is B, operand 2 is A (see the file comment).
   cublasOperation_t opB = op == Op::NT ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opA = op == Op::TN ? CUBLAS_OP_T : CUBLAS_OP_N;
-  if (cublasStatus_t s = cublasLtMatmulDescCreate(&p.desc, compute_, CUDA_R_32F);
+  cublasComputeType_t compute = type == DataType::BF16 ? CUBLAS_COMPUTE_32F : compute_;
+  cudaDataType_t data = type == DataType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  if (cublasStatus_t s = cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F);
       s != CUBLAS_STATUS_SUCCESS)
     return fail(s);
   cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB);
@@ -126,13 +133,13 @@ GemmEngine::Plan &GemmEngine::plan(Op op, int64_t M, int64_t N, int64_t K, bool 
   uint64_t bCols = op == Op::NT ? uint64_t(N) : uint64_t(K);
   uint64_t aRows = op == Op::TN ? uint64_t(M) : uint64_t(K);
   uint64_t aCols = op == Op::TN ? uint64_t(K) : uint64_t(M);
-  if (cublasStatus_t s = cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, bRows, bCols, int64_t(bRows));
+  if (cublasStatus_t s = cublasLtMatrixLayoutCreate(&p.b, data, bRows, bCols, int64_t(bRows));
       s != CUBLAS_STATUS_SUCCESS)
     return fail(s);
-  if (cublasStatus_t s = cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, aRows, aCols, int64_t(aRows));
+  if (cublasStatus_t s = cublasLtMatrixLayoutCreate(&p.a, data, aRows, aCols, int64_t(aRows));
       s != CUBLAS_STATUS_SUCCESS)
     return fail(s);
-  if (cublasStatus_t s = cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(N), uint64_t(M), N);
+  if (cublasStatus_t s = cublasLtMatrixLayoutCreate(&p.c, data, uint64_t(N), uint64_t(M), N);
       s != CUBLAS_STATUS_SUCCESS)
     return fail(s);
   cublasLtMatmulPreference_t pref = nullptr;
@@ -156,11 +163,23 @@ GemmEngine::Plan &GemmEngine::plan(Op op, int64_t M, int64_t N, int64_t K, bool 
 cublasStatus_t GemmEngine::run(Op op, int64_t M, int64_t N, int64_t K, const float *A,
                                const float *B, float *C, bool accumulate, int algo,
                                cudaStream_t stream) {
+  return launch(DataType::F32, op, M, N, K, A, B, C, accumulate, algo, stream);
+}
+
+cublasStatus_t GemmEngine::run(Op op, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                               const uint16_t *B, uint16_t *C, bool accumulate, int algo,
+                               cudaStream_t stream) {
+  return launch(DataType::BF16, op, M, N, K, A, B, C, accumulate, algo, stream);
+}
+
+cublasStatus_t GemmEngine::launch(DataType type, Op op, int64_t M, int64_t N, int64_t K,
+                                  const void *A, const void *B, void *C, bool accumulate,
+                                  int algo, cudaStream_t stream) {
   if (!handle_)
     return CUBLAS_STATUS_NOT_INITIALIZED;
   // Plans for the first choice are shared by every launch of a shape; a tuned index asks
   // the heuristic for that many candidates once.
-  Plan &p = plan(op, M, N, K, accumulate, algo > 0 ? algo + 1 : 1);
+  Plan &p = plan(type, op, M, N, K, accumulate, algo > 0 ? algo + 1 : 1);
   if (p.status != CUBLAS_STATUS_SUCCESS)
     return p.status;
   const cublasLtMatmulAlgo_t &chosen = p.algos[size_t(algo) < p.algos.size() ? size_t(algo) : 0];
@@ -169,10 +188,11 @@ cublasStatus_t GemmEngine::run(Op op, int64_t M, int64_t N, int64_t K, const flo
                         workspace_, workspaceBytes_, stream);
 }
 
-int GemmEngine::candidates(Op op, int64_t M, int64_t N, int64_t K, bool accumulate, int limit) {
+int GemmEngine::candidates(Op op, int64_t M, int64_t N, int64_t K, bool accumulate, int limit,
+                           DataType type) {
   if (!handle_)
     return 0;
-  Plan &p = plan(op, M, N, K, accumulate, limit);
+  Plan &p = plan(type, op, M, N, K, accumulate, limit);
   return p.status == CUBLAS_STATUS_SUCCESS ? int(p.algos.size()) : 0;
 }
 

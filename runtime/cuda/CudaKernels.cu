@@ -165,6 +165,64 @@ __global__ void copyRowsKernel(const float *in, int64_t rows, int64_t cols, int6
 }
 
 //===----------------------------------------------------------------------------------===//
+// Mixed precision
+//===----------------------------------------------------------------------------------===//
+
+/// The bf16 bits of the f32 with these bits, as cpu::cast: adding 0x7fff and the lowest
+/// kept bit rounds to nearest with ties to even (a carry into the exponent gives the next
+/// binade, or inf past the largest finite value). A NaN keeps its sign and top payload bits
+/// with the quiet bit set: the addition could carry its payload away into an inf.
+__device__ inline uint32_t bf16Bits(uint32_t bits) {
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return (bits >> 16) | 0x40u;
+  return (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+}
+
+/// Grid-stride: out[i] = bf16 of the f32 bits in[i]. With Vector, four elements per
+/// iteration, a 16-byte load and an 8-byte store (element 0 in the low half of each word,
+/// the device being little-endian), then the n % 4 left over one by one; without it (the
+/// pointers not so aligned), one by one throughout.
+template <bool Vector> __global__ void toBf16Kernel(const uint32_t *in, int64_t n, uint16_t *out) {
+  int64_t done = 0;
+  if constexpr (Vector) {
+    int64_t groups = n / 4;
+    const auto *in4 = reinterpret_cast<const uint4 *>(in);
+    auto *out4 = reinterpret_cast<uint2 *>(out);
+    for (int64_t g = firstThread(); g < groups; g += gridThreads()) {
+      uint4 v = in4[g];
+      out4[g] = make_uint2(bf16Bits(v.x) | bf16Bits(v.y) << 16,
+                           bf16Bits(v.z) | bf16Bits(v.w) << 16);
+    }
+    done = groups * 4;
+  }
+  for (int64_t i = done + firstThread(); i < n; i += gridThreads())
+    out[i] = uint16_t(bf16Bits(in[i]));
+}
+
+/// Grid-stride: the f32 bits of bf16 in[i] (its bits in the upper half, exact), grouped as
+/// toBf16Kernel's: an 8-byte load and a 16-byte store of four elements with Vector.
+template <bool Vector>
+__global__ void fromBf16Kernel(const uint16_t *in, int64_t n, uint32_t *out) {
+  int64_t done = 0;
+  if constexpr (Vector) {
+    int64_t groups = n / 4;
+    const auto *in4 = reinterpret_cast<const uint2 *>(in);
+    auto *out4 = reinterpret_cast<uint4 *>(out);
+    for (int64_t g = firstThread(); g < groups; g += gridThreads()) {
+      uint2 v = in4[g];
+      out4[g] = make_uint4(v.x << 16, v.x & 0xffff0000u, v.y << 16, v.y & 0xffff0000u);
+    }
+    done = groups * 4;
+  }
+  for (int64_t i = done + firstThread(); i < n; i += gridThreads())
+    out[i] = uint32_t(in[i]) << 16;
+}
+
+bool alignedTo(const void *p, uintptr_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+//===----------------------------------------------------------------------------------===//
 // Elementwise
 //===----------------------------------------------------------------------------------===//
 
@@ -779,6 +837,35 @@ void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int
   if (rows > 0 && cols > 0)
     copyRowsKernel<<<elementBlocks(rows * cols), kThreads, 0, stream>>>(in, rows, cols,
                                                                         inStride, outStride, out);
+}
+
+//===----------------------------------------------------------------------------------===//
+// Mixed precision
+//===----------------------------------------------------------------------------------===//
+
+// Both directions move bits as integers: no float operation, so --use_fast_math's flushing
+// of subnormals cannot change a value. The vector kernels need the f32 side 16-byte and the
+// bf16 side 8-byte aligned, as the memory plan's buffers are (views into them may not be:
+// those go one by one).
+
+void cast(const float *in, int64_t n, uint16_t *out, cudaStream_t stream) {
+  if (n <= 0)
+    return;
+  const auto *bits = reinterpret_cast<const uint32_t *>(in);
+  if (alignedTo(in, 16) && alignedTo(out, 8))
+    toBf16Kernel<true><<<elementBlocks((n + 3) / 4), kThreads, 0, stream>>>(bits, n, out);
+  else
+    toBf16Kernel<false><<<elementBlocks(n), kThreads, 0, stream>>>(bits, n, out);
+}
+
+void cast(const uint16_t *in, int64_t n, float *out, cudaStream_t stream) {
+  if (n <= 0)
+    return;
+  auto *bits = reinterpret_cast<uint32_t *>(out);
+  if (alignedTo(in, 8) && alignedTo(out, 16))
+    fromBf16Kernel<true><<<elementBlocks((n + 3) / 4), kThreads, 0, stream>>>(in, n, bits);
+  else
+    fromBf16Kernel<false><<<elementBlocks(n), kThreads, 0, stream>>>(in, n, bits);
 }
 
 //===----------------------------------------------------------------------------------===//

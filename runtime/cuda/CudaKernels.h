@@ -51,6 +51,15 @@ void copy(const float *in, int64_t n, float *out, cudaStream_t stream);
 void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int64_t outStride,
               float *out, cudaStream_t stream);
 
+//--- mixed precision (bf16 storage) -----------------------------------------------------------
+/// bf16 values are held as uint16_t, the upper half of an f32's bits, as cpu::cast's. f32 to
+/// bf16 rounds to nearest, ties to even, bit for bit as cpu::cast: overflow goes to inf, and a
+/// NaN stays a NaN with its sign and top payload bits, made quiet. (Not __float2bfloat16_rn,
+/// which turns every NaN into one canonical NaN.) bf16 to f32 is exact. Integer operations
+/// only, so fast-math's flushing of subnormals does not touch either direction.
+void cast(const float *in, int64_t n, uint16_t *out, cudaStream_t stream);
+void cast(const uint16_t *in, int64_t n, float *out, cudaStream_t stream);
+
 //--- elementwise ------------------------------------------------------------------------------
 /// The operator numbering of cpu::Binary and cpu::Unary (Add, Sub, Mul, Div, Max, Min;
 /// Neg, Exp, Log, Sqrt, Rsqrt, Silu, Sigmoid, Tanh, Abs).

@@ -8,6 +8,9 @@
 // around it; hand the run's communicator to the execution state in the functions that have
 // collectives, and only there; and accept them (cudaSupports). No CUDA toolkit is needed:
 // only the text is checked (test/codegen/cuda-compile.test compiles generated programs).
+// Also the launches of mixed precision: a cast each way and the GEMMs on bf16 buffers,
+// which must call the uint16_t overloads of cuda::cast and GemmEngine (bf16 is held as
+// uint16_t).
 //
 //===----------------------------------------------------------------------------------===//
 #include "codegen/CudaEmitter.h"
@@ -24,10 +27,11 @@ using namespace llamac::kir;
 
 namespace {
 
-BufferRef arena(int64_t offset, int64_t elements) {
+BufferRef arena(int64_t offset, int64_t elements, ElemType type = ElemType::F32) {
   BufferRef b;
   b.space = Space::Arena;
   b.offset = offset;
+  b.type = type;
   b.shape = {elements};
   return b;
 }
@@ -222,6 +226,56 @@ TEST(CudaEmitterTest, SingleCallOfACollective) {
   EXPECT_EQ(emitCudaCall(gather, {}, {}),
             "cuda::allGather(X, 0, X.stream(1), at<const float>(P, 0), at<float>(A, 0), 8, 2, "
             "\"the values of shard.all_gather at tiny.mlir:10:5\")");
+}
+
+TEST(CudaEmitterTest, CastsCallTheOverloadOfTheirDirection) {
+  Launch narrow = launch(KernelKind::Cast, 0, "llama.cast at tiny.mlir:40:5");
+  narrow.inputs = {arena(0, 10)};
+  narrow.outputs = {arena(64, 10, ElemType::BF16)};
+  narrow.ints = {{"n", 10}};
+  std::string why;
+  EXPECT_TRUE(cudaSupports(narrow, &why)) << why;
+  EXPECT_EQ(emitCudaCall(narrow, {}, {}),
+            "cuda::cast(at<const float>(A, 0), 10, at<uint16_t>(A, 64), X.stream(0))");
+
+  Launch widen = launch(KernelKind::Cast, 1, "llama.cast at tiny.mlir:41:5");
+  widen.inputs = {arena(64, 10, ElemType::BF16)};
+  widen.outputs = {arena(128, 10)};
+  widen.ints = {{"n", 10}};
+  EXPECT_EQ(emitCudaCall(widen, {}, {}),
+            "cuda::cast(at<const uint16_t>(A, 64), 10, at<float>(A, 128), X.stream(1))");
+}
+
+TEST(CudaEmitterTest, Bf16GemmsPassUint16Pointers) {
+  // C[3,5] (+)= op(A) op(B) with K = 7, all bf16; the weight in the parameter region.
+  BufferRef weight;
+  weight.space = Space::Param;
+  weight.type = ElemType::BF16;
+  weight.shape = {5, 7};
+  struct Case {
+    KernelKind kind;
+    bool accumulate;
+    const char *call;
+  } cases[] = {
+      {KernelKind::GemmNT, false,
+       "X.blas(X.gemm().nt(3, 5, 7, at<const uint16_t>(A, 0), at<const uint16_t>(P, 0), "
+       "at<uint16_t>(A, 64), false, 2, X.stream(0)))"},
+      {KernelKind::GemmNN, true,
+       "X.blas(X.gemm().nn(3, 5, 7, at<const uint16_t>(A, 0), at<const uint16_t>(P, 0), "
+       "at<uint16_t>(A, 64), true, 2, X.stream(0)))"},
+      {KernelKind::GemmTN, true,
+       "X.blas(X.gemm().tn(3, 5, 7, at<const uint16_t>(A, 0), at<const uint16_t>(P, 0), "
+       "at<uint16_t>(A, 64), true, 2, X.stream(0)))"},
+  };
+  for (const Case &c : cases) {
+    Launch gemm = launch(c.kind, 0, "llama.linear at tiny.mlir:50:5");
+    gemm.inputs = {arena(0, 21, ElemType::BF16), weight};
+    gemm.outputs = {arena(64, 15, ElemType::BF16)};
+    gemm.ints = {{"M", 3}, {"N", 5}, {"K", 7}, {"accumulate", int64_t(c.accumulate)}, {"algo", 2}};
+    std::string why;
+    EXPECT_TRUE(cudaSupports(gemm, &why)) << kernelName(c.kind) << ": " << why;
+    EXPECT_EQ(emitCudaCall(gemm, {}, {}), c.call) << kernelName(c.kind);
+  }
 }
 
 } // namespace

@@ -8,6 +8,10 @@
 //     embedding gradient's position-order sums, AdamW in double);
 //   - kPointwise (1e-5) where a libm function differs from the CPU's (exp, tanh, ...);
 //   - kReduction (1e-5) where the summation order differs (norms, losses, the grad norm).
+// The casts between f32 and bf16 must match cpu::cast bit for bit: every bf16 pattern
+// widened, and narrowed f32 patterns chosen for the rounding (ties both ways, carries into
+// the exponent, overflow to inf, subnormals, NaNs of every kind) and random ones, through
+// the vector kernels and, from unaligned pointers, the element-by-element ones.
 // Also covered: broadcasting of binary (bSize == n, a trailing block, 1), grouped-query
 // RoPE with a device position offset, ignored and bad targets, bad tokens, many gradients
 // of many sizes, two AdamW steps, the learning rate in and after warm-up, bit-for-bit
@@ -31,6 +35,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace llamac;
@@ -109,6 +114,126 @@ TEST_F(CudaKernelsTest, FillCopyCopyRows) {
   cuda::copyRows(dIn.ptr, rows, cols, inStride, outStride, dOut.ptr, stream);
   ASSERT_TRUE(finish());
   EXPECT_TRUE(bitEqual(dOut.download(), wantRows));
+}
+
+//===----------------------------------------------------------------------------------===//
+// Mixed precision
+//===----------------------------------------------------------------------------------===//
+
+float fromBits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// The first index where got and want differ, as bits, or success.
+template <typename T>
+::testing::AssertionResult sameBits(const std::vector<T> &got, const std::vector<T> &want) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure()
+           << "size " << got.size() << " instead of " << want.size();
+  for (size_t i = 0; i < want.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
+      uint32_t g = 0, w = 0;
+      std::memcpy(&g, &got[i], sizeof(T));
+      std::memcpy(&w, &want[i], sizeof(T));
+      return ::testing::AssertionFailure() << "element " << i << ": got bits 0x" << std::hex
+                                           << g << ", want 0x" << w;
+    }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(CudaKernelsTest, CastToBf16MatchesTheCpuBitForBit) {
+  // f32 bits and their bf16, worked out by hand from round-to-nearest-even.
+  const std::pair<uint32_t, uint16_t> cases[] = {
+      {0x00000000u, 0x0000}, {0x80000000u, 0x8000},  // +-0
+      {0x3f800000u, 0x3f80}, {0xbf800000u, 0xbf80},  // +-1, exact
+      {0x3f807fffu, 0x3f80}, {0x3f808001u, 0x3f81},  // below, above half an ulp
+      {0x3f808000u, 0x3f80}, {0x3f818000u, 0x3f82},  // ties: down to even, up to even
+      {0xbf818000u, 0xbf82}, {0x3fffffffu, 0x4000},  // negative tie; carry to 2.0
+      {0x7f7f7fffu, 0x7f7f}, {0x7f7f8000u, 0x7f80},  // largest finite; tie to inf
+      {0x7f7fffffu, 0x7f80}, {0xff7fffffu, 0xff80},  // FLT_MAX rounds to +-inf
+      {0x7f800000u, 0x7f80}, {0xff800000u, 0xff80},  // +-inf
+      {0x7fc00000u, 0x7fc0}, {0xffc00000u, 0xffc0},  // quiet NaNs
+      {0x7f800001u, 0x7fc0}, {0x7fbfffffu, 0x7fff},  // signalling NaNs made quiet
+      {0x7fffffffu, 0x7fff}, {0xff812345u, 0xffc1},  // not carried into inf
+      {0x00000001u, 0x0000}, {0x00008000u, 0x0000},  // subnormals: down, tie to even
+      {0x00018000u, 0x0002}, {0x007fffffu, 0x0080},  // tie up; carry to the smallest normal
+      {0x80008001u, 0x8001},  // negative subnormal rounding up
+  };
+  std::vector<uint32_t> bits;
+  std::vector<uint16_t> expected;
+  for (auto [in, out] : cases) {
+    bits.push_back(in);
+    expected.push_back(out);
+  }
+  // Then random bit patterns (NaNs and subnormals among them) and random values, to an odd
+  // count so that the vector kernel has a tail.
+  std::mt19937 rng(41);
+  for (int i = 0; i < 4000; ++i)
+    bits.push_back(rng());
+  std::vector<float> values;
+  for (uint32_t b : bits)
+    values.push_back(fromBits(b));
+  for (float x : randomVec(1003, 42, 100.0f))
+    values.push_back(x);
+  int64_t n = int64_t(values.size());
+
+  std::vector<uint16_t> want(n);
+  cpu::cast(values.data(), n, want.data());
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_EQ(want[i], expected[i]) << "cpu::cast of 0x" << std::hex << bits[i];
+
+  DeviceArray<float> in(values);
+  DeviceArray<uint16_t> out(n);
+  cuda::cast(in.ptr, n, out.ptr, stream);
+  ASSERT_TRUE(finish());
+  EXPECT_TRUE(sameBits(out.download(), want)) << "aligned";
+
+  // One element in: neither pointer aligned for the vector kernel.
+  std::vector<float> shifted = {0.0f};
+  shifted.insert(shifted.end(), values.begin(), values.end());
+  DeviceArray<float> in1(shifted);
+  DeviceArray<uint16_t> out1(std::vector<uint16_t>(n + 1, 0x1234));
+  cuda::cast(in1.ptr + 1, n, out1.ptr + 1, stream);
+  ASSERT_TRUE(finish());
+  std::vector<uint16_t> got1 = out1.download();
+  EXPECT_EQ(got1[0], 0x1234) << "written before the output";
+  EXPECT_TRUE(sameBits(std::vector<uint16_t>(got1.begin() + 1, got1.end()), want))
+      << "unaligned";
+}
+
+TEST_F(CudaKernelsTest, CastFromBf16MatchesTheCpuBitForBit) {
+  // Every bf16 pattern, and a short odd tail.
+  std::vector<uint16_t> values;
+  for (uint32_t b = 0; b <= 0xffffu; ++b)
+    values.push_back(uint16_t(b));
+  for (uint16_t b : {0x3f80, 0x7fc1, 0x0001})
+    values.push_back(b);
+  int64_t n = int64_t(values.size());
+  std::vector<float> want(n);
+  cpu::cast(values.data(), n, want.data());
+
+  DeviceArray<uint16_t> in(values);
+  DeviceArray<float> out(n);
+  cuda::cast(in.ptr, n, out.ptr, stream);
+  ASSERT_TRUE(finish());
+  EXPECT_TRUE(sameBits(out.download(), want)) << "aligned";
+
+  std::vector<uint16_t> shifted = {0};
+  shifted.insert(shifted.end(), values.begin(), values.end());
+  DeviceArray<uint16_t> in1(shifted);
+  DeviceArray<float> out1(std::vector<float>(n + 1, -7.0f));
+  cuda::cast(in1.ptr + 1, n, out1.ptr + 1, stream);
+  ASSERT_TRUE(finish());
+  std::vector<float> got1 = out1.download();
+  EXPECT_EQ(got1[0], -7.0f) << "written before the output";
+  EXPECT_TRUE(sameBits(std::vector<float>(got1.begin() + 1, got1.end()), want)) << "unaligned";
+
+  // Nothing to do: no launch, no error.
+  cuda::cast(in.ptr, 0, out.ptr, stream);
+  cuda::cast(out.ptr, 0, in.ptr, stream);
+  EXPECT_TRUE(finish());
 }
 
 //===----------------------------------------------------------------------------------===//

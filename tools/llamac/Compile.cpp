@@ -105,8 +105,10 @@ static cl::opt<std::string> cudaArch("cuda-arch",
                                      cl::cat(driver::optionCategory()));
 static cl::opt<std::string> precision(
     "precision",
-    cl::desc("GPU products (--target cuda): bf16 (default) or tf32 tensor cores, or f32; "
-             "storage, accumulation, master weights and optimizer state stay f32"),
+    cl::desc("Matrix products: bf16 (mixed precision: bf16 operands and results, f32 "
+             "sums, master weights, optimizer state, norms and losses; the default for "
+             "--target cuda), tf32 (--target cuda: TF32 tensor cores on f32 storage) or f32 "
+             "(the default for --target cpu)"),
     cl::init("bf16"), cl::sub(driver::compileCommand()), cl::cat(driver::optionCategory()));
 static cl::opt<int64_t> fsdp("fsdp",
                              cl::desc("Shard weights, gradients and optimizer state over this "
@@ -228,6 +230,7 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
       TrainingPipelineOptions o;
       o.batch = batch;
       o.seq = seq;
+      o.precision = s.precision == "bf16" ? "bf16" : "f32";
       o.warmup = s.warmup;
       o.floor = s.lrFloor;
       o.weightDecay = s.weightDecay;
@@ -275,9 +278,10 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
     bool first = true;
     for (const Variant &v : variants) {
       OwningOpRef<ModuleOp> lowered = lowerCopy(module, [&](OpPassManager &pm) {
-        FrontendPipelineOptions o;
+        InferencePipelineOptions o;
         o.batch = 1;
         o.seq = v.seq;
+        o.precision = s.precision == "bf16" ? "bf16" : "f32";
         buildInferencePipeline(pm, o);
       });
       if (!lowered)
@@ -296,9 +300,9 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
     }
     program.config = {{"prefill_chunk", std::to_string(seq)}, {"weights", s.weights}};
   }
+  program.config["precision"] = s.precision;
   std::string why;
   if (s.target == "cuda") {
-    program.config["precision"] = s.precision;
     kir::applyTargetDefaults(program, "cuda");
     for (const kir::Function &f : program.functions)
       for (const kir::Launch &l : f.launches)
@@ -523,10 +527,10 @@ bool applyTuningDb(kir::Program &program) {
       driver::error(err);
       return false;
     }
-    dtype = precision;
   } else {
     device = tune::currentCpuDevice(int(std::thread::hardware_concurrency()));
   }
+  dtype = program.config["precision"];
   int applied = 0, tunable = 0;
   std::string note;
   for (kir::Function &f : program.functions)
@@ -550,8 +554,8 @@ bool applyTuningDb(kir::Program &program) {
       kir::applyChoice(l, choice);
       ++applied;
     }
-  // A GPU tuned for other products has entries that never match: say which.
-  if (cuda && applied == 0 && note.empty()) {
+  // A device tuned for other products has entries that never match: say which.
+  if (applied == 0 && note.empty()) {
     std::vector<std::string> others;
     for (const tune::Entry *e : db.entries(device))
       if (std::find(others.begin(), others.end(), e->dtype) == others.end())
@@ -638,6 +642,10 @@ int llamac::driver::runCompile() {
       TrainingPipelineOptions o;
       o.batch = args.batch;
       o.seq = seq;
+      o.precision = driver::effectivePrecision(target, precision,
+                                               precision.getNumOccurrences() > 0) == "bf16"
+                        ? "bf16"
+                        : "f32";
       o.warmup = warmup;
       o.floor = lrFloor;
       o.weightDecay = weightDecay;
@@ -664,7 +672,8 @@ int llamac::driver::runCompile() {
   settings.maxGradNorm = maxGradNorm;
   settings.remat = remat;
   settings.weights = weights;
-  settings.precision = precision;
+  settings.precision =
+      driver::effectivePrecision(target, precision, precision.getNumOccurrences() > 0);
   settings.fsdp = fsdp;
   settings.fsdpReplicas = fsdpReplicas;
   settings.fsdpPrefetch = fsdpPrefetch;

@@ -136,9 +136,18 @@ std::string targetOptionsError(llvm::StringRef target, llvm::StringRef weights,
     return "--weights int8 is generated for --target cpu only";
   if (precision != "bf16" && precision != "tf32" && precision != "f32")
     return "--precision must be bf16, tf32 or f32, not '" + precision.str() + "'";
-  if (target == "cpu" && precisionGiven && precision != "f32")
-    return "--precision " + precision.str() + " is for --target cuda; the CPU computes in f32";
+  if (target == "cpu" && precisionGiven && precision == "tf32")
+    return "--precision tf32 is for --target cuda; the CPU has f32 and bf16 (mixed precision)";
+  if (weights == "int8" && effectivePrecision(target, precision, precisionGiven) == "bf16")
+    return "--weights int8 takes f32 activations; use --precision f32 with it";
   return "";
+}
+
+std::string effectivePrecision(llvm::StringRef target, llvm::StringRef precision,
+                               bool precisionGiven) {
+  if (precisionGiven)
+    return precision.str();
+  return target == "cuda" ? "bf16" : "f32";
 }
 
 int error(const llvm::Twine &message) {

@@ -83,8 +83,10 @@ struct BuildSettings {
   double lrFloor = 0.1, weightDecay = 0.1, maxGradNorm = 1.0;
   std::string remat = "none";
   std::string weights = "f32";
-  /// --target cuda: the GEMMs' and attention's products (recorded in the program's config).
-  std::string precision = "bf16";
+  /// The matrix products (recorded in the program's config): bf16 (mixed precision:
+  /// llamac-mixed-precision), tf32 (--target cuda: f32 storage, TF32 tensor cores) or f32.
+  /// Set from effectivePrecision.
+  std::string precision = "f32";
   /// Training: FSDP over this many ranks (0: not sharded), gathering this many units ahead.
   int64_t fsdp = 0, fsdpReplicas = 1, fsdpPrefetch = 1;
 };
@@ -93,6 +95,10 @@ struct BuildSettings {
 /// checks compile and tune share), or empty. `precisionGiven`: set on the command line.
 std::string targetOptionsError(llvm::StringRef target, llvm::StringRef weights,
                                llvm::StringRef precision, bool precisionGiven);
+/// --precision as given, or the target's default when it was not: bf16 for cuda (mixed
+/// precision), f32 for cpu.
+std::string effectivePrecision(llvm::StringRef target, llvm::StringRef precision,
+                               bool precisionGiven);
 
 /// Runs the pipeline of `settings.mode` on copies of `module` and lowers the results to the
 /// kernel-level program; false after printing why.

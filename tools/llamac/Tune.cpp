@@ -31,6 +31,7 @@
 
 #include "codegen/CpuEmitter.h"
 #include "codegen/CudaEmitter.h"
+#include "codegen/EmitSpec.h"
 #include "codegen/KernelIR.h"
 #include "codegen/Tunables.h"
 #include "codegen/TuningDB.h"
@@ -85,8 +86,9 @@ static cl::opt<int> threads("threads",
                             cl::cat(driver::optionCategory()));
 static cl::opt<std::string> precision(
     "precision",
-    cl::desc("GPU products (--target cuda), as the program will be compiled with: bf16 "
-             "(default), tf32 or f32"),
+    cl::desc("Matrix products, as the program will be compiled with: bf16 (mixed "
+             "precision; the default for --target cuda), tf32 (--target cuda) or f32 (the "
+             "default for --target cpu)"),
     cl::init("bf16"), cl::sub(driver::tuneCommand()), cl::cat(driver::optionCategory()));
 static cl::opt<std::string> cxx("cxx", cl::desc("Host C++ compiler"), cl::init(LLAMAC_HOST_CXX),
                                 cl::sub(driver::tuneCommand()),
@@ -130,9 +132,20 @@ void largestArguments(const kir::Program &program, std::vector<int64_t> &inBytes
       }
 }
 
-/// The benchmark program: every variant of every candidate, timed in one process.
+/// The call that fills buffer `b` with small random values: f32 words (int8 weights: random
+/// bytes), or bf16 values (random bits would be NaNs and infinities).
+std::string fillCall(const kir::BufferRef &b, uint32_t seed) {
+  if (b.type == kir::ElemType::BF16)
+    return "fillRandom(" + kir::emitCpuPointer(b, false) + ", " + std::to_string(b.elements()) +
+           ", " + std::to_string(seed) + ")";
+  return "fillRandom(" + floatPointer(b) + ", " + std::to_string((b.bytes() + 3) / 4) + ", " +
+         std::to_string(seed) + ")";
+}
+
+/// The benchmark program: every variant of every candidate, timed in one process. A variant
+/// whose outputs are further than `tolerance` (norm-wise, relative) from the default's loses.
 void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &candidates,
-                    llvm::raw_ostream &os) {
+                    double tolerance, llvm::raw_ostream &os) {
   kir::emitCpuPreamble(os);
   os << "} // namespace\n\n"
      << "#include <algorithm>\n#include <cmath>\n#include <cstring>\n#include <vector>\n\n"
@@ -146,6 +159,12 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
      << "    x = x * 1664525u + 1013904223u;\n"
      << "    f[i] = (float((x >> 8) & 0xffff) / 65536.0f - 0.5f) * 0.5f;\n"
      << "  }\n}\n\n"
+     << "// The same values rounded to bf16.\n"
+     << "static void fillRandom(uint16_t *h, size_t n, uint32_t seed) {\n"
+     << "  std::vector<float> f(n);\n  fillRandom(f.data(), n, seed);\n"
+     << "  cpu::cast(f.data(), int64_t(n), h);\n}\n\n"
+     << "static std::vector<float> widened(const uint16_t *h, size_t n) {\n"
+     << "  std::vector<float> f(n);\n  cpu::cast(h, int64_t(n), f.data());\n  return f;\n}\n\n"
      << "static void flush() {\n"
      << "  static std::vector<char> junk(64 << 20);\n"
      << "  for (size_t i = 0; i < junk.size(); i += 64)\n    junk[i]++;\n}\n\n"
@@ -179,11 +198,11 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
     os << "  {\n    // " << kir::kernelName(base.kind) << " " << cand.shape << "\n";
     for (size_t i = 0; i < base.inputs.size(); ++i) {
       const kir::BufferRef &b = base.inputs[i];
-      if (b.type != kir::ElemType::F32 && b.type != kir::ElemType::I8)
+      if (b.type != kir::ElemType::F32 && b.type != kir::ElemType::I8 &&
+          b.type != kir::ElemType::BF16)
         continue;
       // int8 weights: random bytes; their scales, small floats.
-      os << "    fillRandom(" << floatPointer(b) << ", " << (b.bytes() + 3) / 4 << ", "
-         << c * 16 + i + 1 << ");\n";
+      os << "    " << fillCall(b, uint32_t(c * 16 + i + 1)) << ";\n";
       if (b.scaleOffset >= 0)
         os << "    fillRandom(at<float>(P, " << b.scaleOffset << "), " << b.shape[0] << ", "
            << c * 16 + i + 9 << ");\n";
@@ -202,8 +221,14 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
       std::string s;
       for (size_t o = 0; o < base.outputs.size(); ++o) {
         const kir::BufferRef &b = base.outputs[o];
-        s += "      " + std::string(action) + "(" + floatPointer(b) + ", " +
-             std::to_string(b.bytes() / 4) + ", " + std::to_string(o) + ");\n";
+        // bf16 outputs are compared as the f32 values they hold.
+        std::string values = b.type == kir::ElemType::BF16
+                                 ? "widened(" + kir::emitCpuPointer(b, false) + ", " +
+                                       std::to_string(b.elements()) + ").data()"
+                                 : floatPointer(b);
+        int64_t n = b.type == kir::ElemType::BF16 ? b.elements() : b.bytes() / 4;
+        s += "      " + std::string(action) + "(" + values + ", " + std::to_string(n) + ", " +
+             std::to_string(o) + ");\n";
       }
       return s;
     };
@@ -214,8 +239,7 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
       // and every variant must start from the same values as the default.
       os << "    {\n      auto run = [&] { " << kir::emitCpuCall(l) << "; };\n";
       for (size_t o = 0; o < base.outputs.size(); ++o)
-        os << "      fillRandom(" << floatPointer(base.outputs[o]) << ", "
-           << base.outputs[o].bytes() / 4 << ", " << 1000 + o << ");\n";
+        os << "      " << fillCall(base.outputs[o], uint32_t(1000 + o)) << ";\n";
       os << "      run();\n"
          << "      double worst = 0, scale = 0;\n"
          << "      auto keep = [&](const float *p, size_t n, size_t) {\n"
@@ -232,8 +256,8 @@ void writeBenchmark(const kir::Program &program, const std::vector<Candidate> &c
          << "      std::printf(\"RESULT " << c << " " << v << " %.9g %.3g\\n\", t, rel);\n"
          << "      std::fprintf(stderr, \"  " << kir::kernelName(base.kind) << " [" << c + 1
          << "/" << candidates.size() << "] " << describe(cand.variants[v])
-         << ": %.3f ms%s\\n\", t * 1e3, rel <= 1e-4 ? \"\" : \" (differs from the default: "
-            "rejected)\");\n"
+         << ": %.3f ms%s\\n\", t * 1e3, rel <= " << kir::lit(tolerance)
+         << " ? \"\" : \" (differs from the default: rejected)\");\n"
          << "    }\n";
   }
     os << "  }\n";
@@ -319,27 +343,51 @@ std::byte *region(size_t bytes) {
 
 // Small values, so that exponentials stay finite whatever the buffer holds: a hash of the
 // index and the seed, on the device.
+__device__ float randomValue(int64_t i, uint32_t seed) {
+  uint32_t x = uint32_t(i) * 2654435761u ^ (seed * 1664525u + 1013904223u);
+  x ^= x >> 15;
+  x *= 0x2c1b3c6du;
+  x ^= x >> 12;
+  x *= 0x297a2d39u;
+  x ^= x >> 15;
+  return (float((x >> 8) & 0xffff) / 65536.0f - 0.5f) * 0.5f;
+}
+
+// f32 buffers (and other 4-byte words) get the values, bf16 buffers (uint16_t) the values
+// rounded to bf16 (to nearest even; they are finite): random bits would be NaNs and infs.
 __global__ void fillRandomKernel(float *f, int64_t n, uint32_t seed) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    f[i] = randomValue(i, seed);
+}
+
+__global__ void fillRandomKernel(uint16_t *h, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 2654435761u ^ (seed * 1664525u + 1013904223u);
-    x ^= x >> 15;
-    x *= 0x2c1b3c6du;
-    x ^= x >> 12;
-    x *= 0x297a2d39u;
-    x ^= x >> 15;
-    f[i] = (float((x >> 8) & 0xffff) / 65536.0f - 0.5f) * 0.5f;
+    uint32_t bits = __float_as_uint(randomValue(i, seed));
+    h[i] = uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
   }
 }
 
-void fillRandom(float *f, int64_t n, uint32_t seed, cudaStream_t stream) {
+template <class T> void fillRandom(T *f, int64_t n, uint32_t seed, cudaStream_t stream) {
   int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, 4096));
   fillRandomKernel<<<unsigned(blocks), 256, 0, stream>>>(f, n, seed);
 }
 
+// bf16 is held as uint16_t: the upper half of an f32's bits.
+float widenBf16(uint16_t h) {
+  uint32_t bits = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// One output of a launch: `count` 4-byte words (f32 or whatever it holds, compared as f32)
+// or, when `bf16`, `count` bf16 values, compared after widening to f32.
 struct Output {
-  float *data;
-  int64_t words;
+  void *data;
+  int64_t count;
+  bool bf16 = false;
 };
 
 // Written before each timed run with cold caches: more than any GPU's L2 (50 MiB on an H100).
@@ -377,32 +425,58 @@ template <class F> double median(Exec &X, const F &run) {
 // run whose outputs are compared with the default's (variant 0 records them), then the
 // median time. RESULT on stdout, progress on stderr. The default must run; another variant
 // that fails is reported and left without a result.
+//
+// bf16 outputs are compared widened to f32. Two variants whose f32 results differ by a
+// mere summation order may still round them to neighbouring bf16 values, one bf16 ulp of
+// the element apart (2^-7 of it at most), so for them the difference beyond one ulp is what
+// counts: the f32 disagreement, which the tolerance bounds as for f32 outputs.
 template <class F>
 void measure(Exec &X, int c, int v, const char *label, const F &run,
              const std::vector<Output> &outputs, std::vector<std::vector<float>> &reference) {
   cudaStream_t stream = X.stream(0);
-  for (size_t o = 0; o < outputs.size(); ++o)
-    fillRandom(outputs[o].data, outputs[o].words, uint32_t(1000 + o), stream);
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (outputs[o].bf16)
+      fillRandom(static_cast<uint16_t *>(outputs[o].data), outputs[o].count, uint32_t(1000 + o),
+                 stream);
+    else
+      fillRandom(static_cast<float *>(outputs[o].data), outputs[o].count, uint32_t(1000 + o),
+                 stream);
+  }
   run();
   std::string why = X.check();
   double worst = 0, scale = 0;
   for (size_t o = 0; o < outputs.size() && why.empty(); ++o) {
-    std::vector<float> host(size_t(outputs[o].words));
-    cudaError_t e = cudaMemcpyAsync(host.data(), outputs[o].data, host.size() * sizeof(float),
-                                    cudaMemcpyDeviceToHost, stream);
+    std::vector<float> host(size_t(outputs[o].count));
+    std::vector<uint16_t> bits(outputs[o].bf16 ? host.size() : 0);
+    cudaError_t e = outputs[o].bf16
+                        ? cudaMemcpyAsync(bits.data(), outputs[o].data,
+                                          bits.size() * sizeof(uint16_t),
+                                          cudaMemcpyDeviceToHost, stream)
+                        : cudaMemcpyAsync(host.data(), outputs[o].data,
+                                          host.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                          stream);
     if (e == cudaSuccess)
       e = cudaStreamSynchronize(stream);
     if (e != cudaSuccess) {
       why = std::string("CUDA error '") + cudaGetErrorString(e) + "'";
       break;
     }
+    for (size_t i = 0; i < bits.size(); ++i)
+      host[i] = widenBf16(bits[i]);
     if (v == 0) {
       reference.push_back(std::move(host));
       continue;
     }
     const std::vector<float> &ref = reference[o];
     for (size_t i = 0; i < host.size(); ++i) {
-      worst = std::max(worst, double(std::fabs(host[i] - ref[i])));
+      double d = std::fabs(host[i] - ref[i]);
+      if (outputs[o].bf16) {
+        // An ulp of bf16 (8 significant bits) at m 2^e, m in [0.5, 1): 2^(e - 8).
+        int e2 = 0;
+        std::frexp(std::max(std::fabs(host[i]), std::fabs(ref[i])), &e2);
+        d = std::max(0.0, d - std::ldexp(1.0, e2 - 8));
+      }
+      worst = std::max(worst, d);
       scale = std::max(scale, double(std::fabs(ref[i])));
       if (std::isnan(host[i]) != std::isnan(ref[i]))
         worst = INFINITY;
@@ -482,7 +556,8 @@ void writeCudaBenchmark(const kir::Program &program, const std::vector<Candidate
         if (region >= 0)
           extent[region] = std::max(extent[region], b.offset + b.bytes());
       }
-  // A buffer as a writable f32 pointer, in the names the emitted calls use.
+  // A buffer as a writable pointer, in the names the emitted calls use: uint16_t for bf16,
+  // float for anything else (the benchmark fills and compares 4-byte words).
   auto pointer = [&](const kir::BufferRef &b) {
     const char *base = "A";
     int64_t offset = b.offset;
@@ -504,7 +579,9 @@ void writeCudaBenchmark(const kir::Program &program, const std::vector<Candidate
       offset += outOffsets[size_t(b.index)];
       break;
     }
-    return "at<float>(" + std::string(base) + ", " + std::to_string(offset) + ")";
+    const char *type = b.type == kir::ElemType::BF16 ? "uint16_t" : "float";
+    return "at<" + std::string(type) + ">(" + std::string(base) + ", " +
+           std::to_string(offset) + ")";
   };
   auto call = [&](kir::Launch l) {
     l.stream = 0; // timed on stream 0, between its events
@@ -527,9 +604,10 @@ void writeCudaBenchmark(const kir::Program &program, const std::vector<Candidate
     std::string where = std::string(kir::kernelName(base.kind)) + " [" + std::to_string(c + 1) +
                         "/" + std::to_string(candidates.size()) + "]";
     os << "  {\n    // " << kir::kernelName(base.kind) << " " << cand.shape << "\n";
+    // f32 and bf16 inputs get small random values (fillRandom's overload of the pointer).
     for (size_t i = 0; i < base.inputs.size(); ++i)
-      if (base.inputs[i].type == kir::ElemType::F32)
-        os << "    fillRandom(" << pointer(base.inputs[i]) << ", " << base.inputs[i].bytes() / 4
+      if (base.inputs[i].type == kir::ElemType::F32 || base.inputs[i].type == kir::ElemType::BF16)
+        os << "    fillRandom(" << pointer(base.inputs[i]) << ", " << base.inputs[i].elements()
            << ", " << c * 16 + i + 1 << ", stream);\n";
     // A gradient kernel needs the forward's output and row statistics of these inputs.
     if (base.kind == kir::KernelKind::FlashAttentionGrad) {
@@ -543,9 +621,14 @@ void writeCudaBenchmark(const kir::Program &program, const std::vector<Candidate
     }
     os << "    std::vector<std::vector<float>> reference;\n"
        << "    const std::vector<Output> outputs = {";
-    for (size_t o = 0; o < base.outputs.size(); ++o)
-      os << (o ? ", " : "") << "{" << pointer(base.outputs[o]) << ", "
-         << base.outputs[o].bytes() / 4 << "}";
+    for (size_t o = 0; o < base.outputs.size(); ++o) {
+      const kir::BufferRef &b = base.outputs[o];
+      os << (o ? ", " : "") << "{" << pointer(b) << ", ";
+      if (b.type == kir::ElemType::BF16)
+        os << b.elements() << ", true}";
+      else
+        os << b.bytes() / 4 << "}";
+    }
     os << "};\n";
     bool gemm = base.kind == kir::KernelKind::GemmNT || base.kind == kir::KernelKind::GemmNN ||
                 base.kind == kir::KernelKind::GemmTN;
@@ -563,8 +646,9 @@ void writeCudaBenchmark(const kir::Program &program, const std::vector<Candidate
         int64_t algo = l.intAttr("algo");
         os << "    if (int n = X.gemm().candidates(cuda::GemmEngine::Op::" << op << ", "
            << l.intAttr("M") << ", " << l.intAttr("N") << ", " << l.intAttr("K") << ", "
-           << (l.intAttr("accumulate") ? "true" : "false") << ", " << algo + 1 << "); n <= "
-           << algo << ")\n"
+           << (l.intAttr("accumulate") ? "true" : "false") << ", " << algo + 1
+           << (base.inputs[0].type == kir::ElemType::BF16 ? ", cuda::DataType::BF16" : "")
+           << "); n <= " << algo << ")\n"
            << "      std::fprintf(stderr, \"  " << label
            << ": unavailable (cuBLASLt offers %d algorithms for this shape)\\n\", n);\n"
            << "    else\n  ";
@@ -672,9 +756,10 @@ int llamac::driver::runTune() {
   // win. f32 products differ only in summation order; bf16 and tf32 ones round the inputs to
   // 8 and 10 bits of mantissa, at places that differ between cuBLASLt's algorithms and
   // between attention tiles.
-  const double tolerance = !cuda || precision == "f32" ? 1e-4
-                           : precision == "tf32"       ? 5e-3
-                                                       : 2e-2;
+  // bf16 results are rounded to 8 bits besides (mixed precision, on either target).
+  const std::string products =
+      effectivePrecision(target, precision, precision.getNumOccurrences() > 0);
+  const double tolerance = products == "f32" ? 1e-4 : products == "tf32" ? 5e-3 : 2e-2;
 
   // An existing database must be readable: its other entries are kept.
   tune::Database db;
@@ -696,7 +781,7 @@ int llamac::driver::runTune() {
   settings.batch = mode == "infer" ? 1 : args.batch;
   settings.seq = args.seq ? args.seq : (mode == "infer" ? std::min<int64_t>(context, 64) : context);
   settings.weights = weights;
-  settings.precision = precision;
+  settings.precision = products;
   kir::Program program;
   if (!buildKernelProgram(*module, declared.getSymName(), settings, program))
     return 1;
@@ -718,7 +803,7 @@ int llamac::driver::runTune() {
   tune::DeviceKey device;
   if (cuda) {
     llvm::outs() << "tuning @" << declared.getSymName() << " (" << mode << ", " << target
-                 << ", " << precision << " products) on the GPU: " << candidates.size()
+                 << ", " << products << " products) on the GPU: " << candidates.size()
                  << " tunable kernels\n";
   } else {
     device = tune::currentCpuDevice(nthreads);
@@ -744,7 +829,7 @@ int llamac::driver::runTune() {
     if (cuda) {
       if (int built = cudaCompile(
               [&](llvm::raw_ostream &os) {
-                writeCudaBenchmark(program, candidates, precision, os);
+                writeCudaBenchmark(program, candidates, products, os);
               },
               exe.str().str(), false)) {
         llvm::sys::fs::remove(out);
@@ -768,7 +853,7 @@ int llamac::driver::runTune() {
         llvm::errs() << reason << "\n";
     } else {
       if (int built = hostCompile(
-              [&](llvm::raw_ostream &os) { writeBenchmark(program, candidates, os); },
+              [&](llvm::raw_ostream &os) { writeBenchmark(program, candidates, tolerance, os); },
               exe.str().str(), cxx, false))
         return built;
       std::vector<std::string> env;
@@ -832,8 +917,8 @@ int llamac::driver::runTune() {
     tune::Entry entry;
     entry.kernel = kir::kernelName(cand.launch->kind);
     entry.shape = cand.shape;
-    // CUDA entries are per precision of the products (TuningDB.h: Entry::dtype).
-    entry.dtype = cuda ? precision.getValue() : "f32";
+    // Entries are per precision of the products (TuningDB.h: Entry::dtype).
+    entry.dtype = products;
     for (const auto &[name, value] : cand.variants[best])
       entry.choices.push_back({name, value});
     entry.bestSeconds = results[c][best].first;
