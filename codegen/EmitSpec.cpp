@@ -148,7 +148,7 @@ void llamac::kir::emitProgramSpec(const Program &p, const std::string &createDev
     for (size_t u = 0; u < p.shardLayouts.size(); ++u) {
       const ShardLayout &l = p.shardLayouts[u];
       os << "    {" << l.ranks << ", " << l.flat << ", " << l.padded << ", " << l.members.size()
-         << ", kMembers" << u << "},\n";
+         << ", kMembers" << u << ", " << (l.gatherBytes ? l.gatherBytes : 4) << "},\n";
     }
     os << "};\n\n";
   }

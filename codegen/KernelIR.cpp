@@ -234,7 +234,11 @@ bool llamac::kir::verify(const Program &program, std::string *why) {
             ranks != program.fsdpGrid[size_t(axis)] || ranks < 1)
           return fail("is over " + std::to_string(ranks) + " ranks along grid axis " +
                       std::to_string(axis) + ", which the program's grid does not have");
-        if (l.inputs[0].type != ElemType::F32 || l.outputs[0].type != ElemType::F32 ||
+        // Sums are of f32; a gather may move bf16 (mixed precision).
+        bool typesOk = l.inputs[0].type == l.outputs[0].type &&
+                       (l.inputs[0].type == ElemType::F32 ||
+                        (l.kind == KernelKind::AllGather && l.inputs[0].type == ElemType::BF16));
+        if (!typesOk ||
             l.inputs[0].elements() != in || l.outputs[0].elements() != outN)
           return fail("moves " + describe(l.inputs[0]) + " to " + describe(l.outputs[0]) +
                       ", which do not fit n = " + std::to_string(n));

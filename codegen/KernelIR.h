@@ -145,6 +145,9 @@ struct ShardMember {
 struct ShardLayout {
   int64_t ranks = 0, flat = 0, padded = 0;
   std::vector<ShardMember> members;
+  /// Bytes per element its gathers move: 4, or 2 for a unit gathered in bf16 (mixed
+  /// precision); the largest over the program's functions, 0 until one is lowered.
+  int64_t gatherBytes = 0;
   int64_t shard() const { return ranks ? padded / ranks : 0; }
 };
 

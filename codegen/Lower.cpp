@@ -299,8 +299,9 @@ std::string originOf(Operation *op) {
 void scheduleCommunication(Function &f);
 
 /// Why `l` cannot run on its buffers' element types, or "": bf16 buffers (mixed precision,
-/// llamac-mixed-precision) are for the GEMMs, whose operands and result share one type, and
-/// for the casts between f32 and bf16. Every other kernel takes f32.
+/// llamac-mixed-precision) are for the GEMMs, whose operands and result share one type, the
+/// casts between f32 and bf16, FSDP's gathers of bf16 units and the copies that concatenate
+/// bf16 weights. Every other kernel takes f32.
 std::string bf16Problem(const Launch &l) {
   auto isBf16 = [](const BufferRef &b) { return b.type == ElemType::BF16; };
   bool any = llvm::any_of(l.inputs, isBf16) || llvm::any_of(l.outputs, isBf16);
@@ -313,6 +314,12 @@ std::string bf16Problem(const Launch &l) {
              elemTypeName(l.inputs[0].type) + " x " + elemTypeName(l.inputs[1].type) +
              " -> " + elemTypeName(l.outputs[0].type) +
              "; the operands and the result of a product share one element type";
+    return "";
+  case KernelKind::AllGather:
+  case KernelKind::CopyRows:
+    if (l.inputs[0].type != l.outputs[0].type)
+      return std::string("code generation has no ") + kernelName(l.kind) + " from " +
+             elemTypeName(l.inputs[0].type) + " to " + elemTypeName(l.outputs[0].type);
     return "";
   case KernelKind::Cast: {
     ElemType from = l.inputs[0].type, to = l.outputs[0].type;
@@ -1168,8 +1175,12 @@ LogicalResult FunctionLowering::lowerOp(Operation *op) {
 LogicalResult FunctionLowering::lowerCollective(Operation *op) {
   Value in = op->getOperand(0), result = op->getResult(0);
   auto inType = cast<RankedTensorType>(in.getType());
-  if (!inType.getElementType().isF32())
-    return op->emitError("code generation supports collectives of f32 tensors; got ") << inType;
+  // Gathers may move bf16 weights (mixed precision); sums are of f32.
+  if (!inType.getElementType().isF32() &&
+      !(inType.getElementType().isBF16() && isa<shard::AllGatherOp>(op)))
+    return op->emitError("code generation supports collectives of f32 tensors, and gathers "
+                         "of bf16 ones; got ")
+           << inType;
   if (program.fsdpRanks < 1)
     return op->emitError("a collective in a program with no llama.fsdp parameters: "
                          "code generation knows the ranks from llamac-plan-fsdp's layouts");
@@ -1181,7 +1192,10 @@ LogicalResult FunctionLowering::lowerCollective(Operation *op) {
   // The unit a collective moves, for messages: the parameter gathered, or the gradient shard
   // that the reduced block ends up added to.
   int64_t unit = -1;
-  if (auto g = in.getDefiningOp<GetParamOp>())
+  Value sent = in;
+  if (auto c = in.getDefiningOp<CastOp>()) // a shard narrowed to bf16 (mixed precision)
+    sent = c.getInput();
+  if (auto g = sent.getDefiningOp<GetParamOp>())
     unit = program.findParam(g.getName().str());
   std::function<void(Value, int)> findStore = [&](Value v, int depth) {
     for (Operation *user : v.getUsers()) {
@@ -1195,6 +1209,12 @@ LogicalResult FunctionLowering::lowerCollective(Operation *op) {
     findStore(result, 2);
   Launch *l = nullptr;
   if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
+    // What the unit's gathers move per element (a unit no function gathers keeps 0).
+    if (unit >= 0 && program.params[size_t(unit)].shard >= 0) {
+      ShardLayout &layout = program.shardLayouts[size_t(program.params[size_t(unit)].shard)];
+      int64_t bytes = inType.getElementTypeBitWidth() / 8;
+      layout.gatherBytes = std::max(layout.gatherBytes, bytes);
+    }
     if (inType.getRank() != 1 || g.getGatherAxis().getSExtValue() != 0 ||
         numElements(result) != numElements(in) * ranks)
       return op->emitError("code generation gathers flat units over the ")
@@ -1229,11 +1249,14 @@ bool overlaps(const BufferRef &a, const BufferRef &b) {
 }
 
 /// Collectives go on stream 1, the communication stream, so that a unit's gather (issued
-/// ahead by the prefetch) and a gradient's reduce-scatter overlap the compute on stream 0.
-/// Ordering is by events only where memory demands it: a collective first waits for the
-/// last earlier compute launch that touches its buffers (the producer of its input, or a
-/// launch still using arena memory the plan lets it reuse); a later compute launch that
-/// touches them waits for the collective. Collectives keep their program order on stream 1.
+/// ahead by the prefetch) and a gradient's reduce-scatter overlap the compute on stream 0;
+/// so does the narrowing of a shard to bf16 right before its gather (mixed precision), which
+/// otherwise would tie the compute stream to the gathers through the arena bytes the plan
+/// lets consecutive shard copies share. Ordering is by events only where memory demands it:
+/// a communication launch first waits for the last earlier compute launch that touches its
+/// buffers (the producer of its input, or a launch still using arena memory the plan lets it
+/// reuse); a later compute launch that touches them waits for it. Communication launches
+/// keep their program order on stream 1.
 void scheduleCommunication(Function &f) {
   int nextEvent = 0;
   auto touches = [](const Launch &l, const Launch &c) {
@@ -1247,8 +1270,16 @@ void scheduleCommunication(Function &f) {
     }
     return false;
   };
+  std::vector<bool> comm(f.launches.size(), false);
   for (size_t i = 0; i < f.launches.size(); ++i) {
-    if (!isCollective(f.launches[i].kind))
+    const Launch &l = f.launches[i];
+    comm[i] = isCollective(l.kind) ||
+              (l.kind == KernelKind::Cast && l.inputs[0].space == Space::Param &&
+               i + 1 < f.launches.size() && isCollective(f.launches[i + 1].kind) &&
+               overlaps(l.outputs[0], f.launches[i + 1].inputs[0]));
+  }
+  for (size_t i = 0; i < f.launches.size(); ++i) {
+    if (!comm[i])
       continue;
     f.launches[i].stream = 1;
     for (size_t j = i; j-- > 0;) {
@@ -1262,7 +1293,7 @@ void scheduleCommunication(Function &f) {
     }
     for (size_t j = i + 1; j < f.launches.size(); ++j) {
       Launch &after = f.launches[j];
-      if (!isCollective(after.kind) && touches(after, f.launches[i])) {
+      if (!comm[j] && touches(after, f.launches[i])) {
         if (f.launches[i].records < 0)
           f.launches[i].records = nextEvent++;
         after.waits.push_back(f.launches[i].records);

@@ -56,10 +56,59 @@ int64_t llamac::storageBytes(Type type) {
   return tensor.getNumElements() * llvm::divideCeil(tensor.getElementTypeBitWidth(), 8);
 }
 
+namespace {
+
+/// The value whose storage `v` is a window of, through reshapes and view slices, and the
+/// window's first element and length in it.
+struct Window {
+  Value root;
+  int64_t start = 0, count = 0;
+};
+
+Window windowOf(Value v) {
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  Window w{v, 0, type && type.hasStaticShape() ? type.getNumElements() : -1};
+  while (Operation *def = w.root.getDefiningOp()) {
+    if (isa<SplitDimOp, MergeDimsOp>(def)) {
+      w.root = def->getOperand(0);
+      continue;
+    }
+    auto slice = dyn_cast<SliceOp>(def);
+    if (!slice || !isView(def))
+      break;
+    auto in = cast<RankedTensorType>(slice.getInput().getType());
+    int64_t inner = 1;
+    for (int64_t d = int64_t(slice.getDim()) + 1; d < in.getRank(); ++d)
+      inner *= in.getDimSize(d);
+    w.start += int64_t(slice.getOffset()) * inner;
+    w.root = slice.getInput();
+  }
+  return w;
+}
+
+} // namespace
+
 bool llamac::isView(Operation *op) {
   // Reshapes: row-major data does not move when dimensions are split or merged.
   if (isa<SplitDimOp, MergeDimsOp>(op))
     return true;
+  // A concatenation along the first dimension of windows that lie back to back in one
+  // value's storage (FSDP's [Wq; Wk; Wv] out of a gathered unit) is the window they make.
+  if (auto concat = dyn_cast<ConcatOp>(op)) {
+    if (concat.getDim() != 0 || concat.getInputs().empty())
+      return false;
+    Window first = windowOf(concat.getInputs()[0]);
+    if (first.count < 0 || !first.root.getDefiningOp())
+      return false;
+    int64_t next = first.start + first.count;
+    for (Value in : concat.getInputs().drop_front()) {
+      Window w = windowOf(in);
+      if (w.root != first.root || w.count < 0 || w.start != next)
+        return false;
+      next += w.count;
+    }
+    return true;
+  }
   // A slice along a dimension with only extents of 1 before it is one contiguous range.
   auto slice = dyn_cast<SliceOp>(op);
   if (!slice)

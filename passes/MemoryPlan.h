@@ -51,7 +51,9 @@ int64_t storageBytes(mlir::Type type);
 
 /// Whether `op` is a view of its first operand: the reshapes (llama.split_dim,
 /// llama.merge_dims), and a llama.slice that keeps a contiguous range of rows (along the
-/// first dimension of extent above 1, or an earlier one), which is a window of its input.
+/// first dimension of extent above 1, or an earlier one), which is a window of its input,
+/// and a llama.concat along the first dimension of such windows lying back to back in one
+/// value's storage.
 /// Emitters never copy for a view; its uses count as uses of the input's storage.
 bool isView(mlir::Operation *op);
 

@@ -20,6 +20,11 @@
 // has two users and autodiff never sums bf16 cotangents; CSE merges the forward's duplicates
 // after autodiff has run.
 //
+// llamac-plan-fsdp then gathers in bf16 the units whose weights only products read (each
+// layer's matrices, the output head): half the bytes, and the same values the unsharded
+// program narrows. Norm gains and the embedding table are read in f32, as autocast leaves
+// them, and their units are gathered in f32.
+//
 //===----------------------------------------------------------------------------------===//
 
 #include "dialects/llama/LlamaOps.h"

@@ -46,11 +46,12 @@ def LlamaMixedPrecision : Pass<"llamac-mixed-precision", "::mlir::ModuleOp"> {
   let description = [{
     Every f32 `llama.linear` and `llama.matmul` becomes the same product on bf16 casts of its
     operands, its bf16 result cast back to f32: the numerics of autocast to bf16 (bf16
-    products summed in f32, results stored in bf16). Norms, softmax, losses, the optimizer
-    and the master weights stay f32. Run before llamac-autodiff (and after the forward
-    fusions), the backward products follow in bf16 from the casts' VJPs, and the weight
-    gradients are widened to f32. Each product gets casts of its own, so no bf16 value has
-    two users. `llamac compile --precision bf16` runs it.
+    products summed in f32, results stored in bf16). Norms (their gains included), the
+    embedding, softmax, losses, the optimizer and the master weights stay f32;
+    llamac-plan-fsdp gathers in bf16 the units only products read. Run before llamac-autodiff (and after the
+    forward fusions), the backward products follow in bf16 from the casts' VJPs, and the
+    weight gradients are widened to f32. Each product gets casts of its own, so no bf16
+    value has two users. `llamac compile --precision bf16` runs it.
   }];
   let options = [
     Option<"dtype", "dtype", "std::string", "\"bf16\"",

@@ -53,6 +53,7 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -102,14 +103,33 @@ std::string unitOf(ParamOp p) {
   }
 }
 
-RankedTensorType flatType(int64_t n, MLIRContext *ctx) {
-  return RankedTensorType::get({n}, Float32Type::get(ctx));
+RankedTensorType flatType(int64_t n, MLIRContext *ctx, bool bf16 = false) {
+  return RankedTensorType::get({n}, bf16 ? Type(BFloat16Type::get(ctx)) : Float32Type::get(ctx));
 }
 
 /// The units of the model's weights (not its optimizer state), in declaration order of their
-/// first member, unpadded; `memberOf` maps a weight to (unit, member).
+/// first member, unpadded; `memberOf` maps a weight to (unit, member). Within a unit, weights
+/// that a function concatenates along their first dimension ([Wq; Wk; Wv], [W1; W3]) are
+/// placed back to back in concatenation order, so that the concatenation of their gathered
+/// views is a view too (isView), not a copy.
 LogicalResult collectUnits(ModelOp model, std::vector<Unit> &units,
                            llvm::StringMap<std::pair<size_t, size_t>> &memberOf) {
+  llvm::StringMap<SmallVector<StringRef>> groupOf;
+  model.walk([&](ConcatOp c) {
+    if (c.getDim() != 0)
+      return;
+    SmallVector<StringRef> names;
+    for (Value in : c.getInputs()) {
+      auto g = in.getDefiningOp<GetParamOp>();
+      if (!g)
+        return;
+      names.push_back(g.getName());
+    }
+    if (llvm::any_of(names, [&](StringRef n) { return groupOf.count(n); }))
+      return;
+    for (StringRef n : names)
+      groupOf[n] = names;
+  });
   llvm::StringMap<size_t> unitIndex;
   for (ParamOp p : model.getOps<ParamOp>()) {
     if (p.getState())
@@ -121,10 +141,35 @@ LogicalResult collectUnits(ModelOp model, std::vector<Unit> &units,
     if (fresh)
       units.push_back({u, p.getTensorType().getRank() >= 2});
     Unit &unit = units[it->second];
-    int64_t numel = p.getTensorType().getNumElements();
-    memberOf[p.getSymName()] = {it->second, unit.members.size()};
-    unit.members.push_back({p, unit.flat, numel});
-    unit.flat += numel;
+    unit.members.push_back({p, 0, p.getTensorType().getNumElements()});
+  }
+  for (size_t u = 0; u < units.size(); ++u) {
+    Unit &unit = units[u];
+    llvm::StringMap<size_t> position;
+    for (size_t m = 0; m < unit.members.size(); ++m)
+      position[unit.members[m].param.getSymName()] = m;
+    SmallVector<Member> ordered;
+    llvm::StringSet<> placed;
+    auto place = [&](const Member &m) {
+      if (placed.insert(m.param.getSymName()).second)
+        ordered.push_back(m);
+    };
+    for (const Member &m : unit.members) {
+      auto group = groupOf.find(m.param.getSymName());
+      if (group == groupOf.end()) {
+        place(m);
+        continue;
+      }
+      for (StringRef name : group->second)
+        if (auto at = position.find(name); at != position.end())
+          place(unit.members[at->second]);
+    }
+    unit.members = std::move(ordered);
+    for (size_t m = 0; m < unit.members.size(); ++m) {
+      unit.members[m].offset = unit.flat;
+      unit.flat += unit.members[m].numel;
+      memberOf[unit.members[m].param.getSymName()] = {u, m};
+    }
   }
   return success();
 }
@@ -298,11 +343,20 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
         phases[order[k]][phase].issue =
             phases[order[k >= size_t(prefetch) ? k - size_t(prefetch) : 0]][phase].first;
     }
+    // Mixed precision (llamac-mixed-precision): a unit whose weights are only ever read as
+    // bf16 here is gathered in bf16, half the bytes; its f32 readers (norm gains, the
+    // embedding table) read the bf16 value widened, as the unsharded program does.
+    std::vector<bool> gatherBf16(units.size(), true);
+    for (GetParamOp g : reads)
+      if (!readAsBf16Only(g.getResult()))
+        gatherBf16[memberOf.lookup(g.getName()).first] = false;
     OpBuilder b(f.getContext());
+    MLIRContext *ctx = f.getContext();
     for (GetParamOp g : reads) {
       auto [u, m] = memberOf.lookup(g.getName());
       const Unit &unit = units[u];
       const Member &member = unit.members[m];
+      const bool bf16 = gatherBf16[u];
       for (OpOperand &use : llvm::make_early_inc_range(g->getUses())) {
         Operation *top = block.findAncestorOpInBlock(*use.getOwner());
         int phase = reshardAfterForward && top->hasAttr("llama.backward") ? 1 : 0;
@@ -310,14 +364,17 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
         Location loc = g.getLoc();
         if (!p.gathered) {
           b.setInsertionPoint(p.issue);
-          Value shard = GetParamOp::create(b, loc, flatType(unit.shard, f.getContext()),
-                                           FlatSymbolRefAttr::get(f.getContext(),
-                                                                  "fsdp." + unit.name));
-          p.gathered = shard::AllGatherOp::create(
-              b, loc, flatType(unit.padded, f.getContext()), kGrid, shardAxes(), shard,
-              APInt(64, 0));
-          if (phase == 1)
+          Value shard = GetParamOp::create(b, loc, flatType(unit.shard, ctx),
+                                           FlatSymbolRefAttr::get(ctx, "fsdp." + unit.name));
+          if (bf16)
+            shard = CastOp::create(b, loc, flatType(unit.shard, ctx, true), shard);
+          p.gathered = shard::AllGatherOp::create(b, loc, flatType(unit.padded, ctx, bf16),
+                                                  kGrid, shardAxes(), shard, APInt(64, 0));
+          if (phase == 1) {
             p.gathered.getDefiningOp()->setAttr("llama.backward", b.getUnitAttr());
+            if (bf16)
+              shard.getDefiningOp()->setAttr("llama.backward", b.getUnitAttr());
+          }
         }
         Value &view = p.views[m];
         if (!view) {
@@ -328,12 +385,83 @@ struct PlanFsdpPass : llamac::impl::LlamaPlanFsdpBase<PlanFsdpPass> {
           view = t.getRank() == 1
                      ? flat
                      : SplitDimOp::create(b, loc, flat, 0, t.getShape()).getResult();
+          if (bf16) {
+            // The f32 value the readers expect; foldRoundTrips removes it where they
+            // narrow it straight back.
+            b.setInsertionPointAfter(view.getDefiningOp());
+            view = CastOp::create(b, loc, t, view);
+          }
         }
         use.set(view);
       }
       g.erase();
     }
+    foldRoundTrips(block);
     return success();
+  }
+
+  static bool isNarrowingCast(Operation *op) {
+    auto c = dyn_cast<CastOp>(op);
+    return c && c.getType().getElementType().isBF16() &&
+           c.getInput().getType().getElementType().isF32();
+  }
+
+  /// Whether every reader of weight `v` narrows it to bf16: a cast, or a concatenation
+  /// (llamac-fuse-qkv-rope's [Wq; Wk; Wv]) that only casts read.
+  static bool readAsBf16Only(Value v) {
+    return llvm::all_of(v.getUsers(), [](Operation *user) {
+      if (isNarrowingCast(user))
+        return true;
+      return isa<ConcatOp>(user) && !user->getResult(0).use_empty() &&
+             llvm::all_of(user->getResult(0).getUsers(), isNarrowingCast);
+    });
+  }
+
+  /// The bf16 value `v` is the exact widening of, or null.
+  static Value widenedFrom(Value v) {
+    auto wide = v.getDefiningOp<CastOp>();
+    if (!wide || !wide.getInput().getType().getElementType().isBF16() ||
+        !wide.getType().getElementType().isF32())
+      return nullptr;
+    return wide.getInput();
+  }
+
+  /// Widening is exact, so cast(cast(x : bf16 to f32) to bf16) is x, and the narrowed
+  /// concatenation of widened values is the concatenation of the values. What a bf16 gather
+  /// leaves where the readers narrowed the weights themselves.
+  static void foldRoundTrips(Block &block) {
+    for (Operation &op : llvm::make_early_inc_range(block)) {
+      if (!isNarrowingCast(&op))
+        continue;
+      Value in = cast<CastOp>(op).getInput(), narrow;
+      if (Value x = widenedFrom(in)) {
+        narrow = x;
+      } else if (auto concat = in.getDefiningOp<ConcatOp>(); concat && concat->hasOneUse()) {
+        SmallVector<Value> parts;
+        for (Value part : concat.getInputs())
+          if (Value x = widenedFrom(part))
+            parts.push_back(x);
+        if (parts.size() != concat.getInputs().size())
+          continue;
+        OpBuilder b(concat);
+        narrow = ConcatOp::create(b, concat.getLoc(), parts, concat.getDimAttr());
+      } else {
+        continue;
+      }
+      Operation *def = in.getDefiningOp();
+      op.getResult(0).replaceAllUsesWith(narrow);
+      op.erase();
+      // The widenings (and concatenation) left without readers.
+      SmallVector<Operation *> dead = {def};
+      while (!dead.empty()) {
+        Operation *d = dead.pop_back_val();
+        if (!d || !d->use_empty() || !isa<CastOp, ConcatOp>(d))
+          continue;
+        for (Value operand : d->getOperands())
+          dead.push_back(operand.getDefiningOp());
+        d->erase();
+      }
+    }
   }
 
   /// @train_grad: grad.<w> += g_w becomes fsdp.grad.<unit> += reduce_scatter(flat g).

@@ -26,6 +26,9 @@ public:
   void allGather(const float *send, float *recv, size_t perRank, const char *) override {
     std::copy(send, send + perRank, recv);
   }
+  void allGather(const uint16_t *send, uint16_t *recv, size_t perRank, const char *) override {
+    std::copy(send, send + perRank, recv);
+  }
   void reduceScatterSum(const float *send, float *recv, size_t perRank,
                         const char *) override {
     std::copy(send, send + perRank, recv);
@@ -76,17 +79,11 @@ public:
     reduce(data, n, MPI_DOUBLE, 8, what);
   }
   void allGather(const float *send, float *recv, size_t perRank, const char *what) override {
-    // Chunked like the reductions: chunk c of every rank's block, gathered with a strided
-    // receive type so that each lands inside its rank's block.
-    for (size_t done = 0; done < perRank; done += kChunk) {
-      size_t count = std::min(kChunk, perRank - done);
-      MPI_Datatype block = blockType(count, perRank);
-      MPI_Request request;
-      MPI_Iallgather(send + done, int(count), MPI_FLOAT, recv + done, 1, block, comm_,
-                     &request);
-      wait(request, "all-gather", what, count);
-      MPI_Type_free(&block);
-    }
+    gather(send, recv, perRank, MPI_FLOAT, sizeof(float), what);
+  }
+  void allGather(const uint16_t *send, uint16_t *recv, size_t perRank,
+                 const char *what) override {
+    gather(send, recv, perRank, MPI_UINT16_T, sizeof(uint16_t), what);
   }
   void reduceScatterSum(const float *send, float *recv, size_t perRank,
                         const char *what) override {
@@ -126,14 +123,31 @@ public:
 private:
   // MPI counts are ints.
   static constexpr size_t kChunk = size_t(1) << 28;
-  /// `count` floats whose extent is `stride` floats: one rank's part of a gathered chunk.
-  static MPI_Datatype blockType(size_t count, size_t stride) {
+  /// `count` elements of `type` (`bytes` each) whose extent is `stride` elements: one
+  /// rank's part of a gathered chunk.
+  static MPI_Datatype blockType(size_t count, size_t stride, MPI_Datatype type, size_t bytes) {
     MPI_Datatype contiguous, resized;
-    MPI_Type_contiguous(int(count), MPI_FLOAT, &contiguous);
-    MPI_Type_create_resized(contiguous, 0, MPI_Aint(stride * sizeof(float)), &resized);
+    MPI_Type_contiguous(int(count), type, &contiguous);
+    MPI_Type_create_resized(contiguous, 0, MPI_Aint(stride * bytes), &resized);
     MPI_Type_commit(&resized);
     MPI_Type_free(&contiguous);
     return resized;
+  }
+  /// Chunked like the reductions: chunk c of every rank's block, gathered with a strided
+  /// receive type so that each lands inside its rank's block.
+  void gather(const void *send, void *recv, size_t perRank, MPI_Datatype type, size_t bytes,
+              const char *what) {
+    const char *s = static_cast<const char *>(send);
+    char *r = static_cast<char *>(recv);
+    for (size_t done = 0; done < perRank; done += kChunk) {
+      size_t count = std::min(kChunk, perRank - done);
+      MPI_Datatype block = blockType(count, perRank, type, bytes);
+      MPI_Request request;
+      MPI_Iallgather(s + done * bytes, int(count), type, r + done * bytes, 1, block, comm_,
+                     &request);
+      wait(request, "all-gather", what, count);
+      MPI_Type_free(&block);
+    }
   }
   void reduce(void *data, size_t n, MPI_Datatype type, size_t bytes, const char *what) {
     char *p = static_cast<char *>(data);

@@ -11,6 +11,7 @@
 #define LLAMAC_RUNTIME_COMMUNICATOR_H
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,9 @@ public:
   /// Rank r's `perRank` values `send` land at recv[r perRank, (r+1) perRank) on every rank
   /// (FSDP's gather of a unit). `send` and `recv` do not overlap.
   virtual void allGather(const float *send, float *recv, size_t perRank, const char *what) = 0;
+  /// The same for bf16 values (FSDP's gather of a unit under mixed precision).
+  virtual void allGather(const uint16_t *send, uint16_t *recv, size_t perRank,
+                         const char *what) = 0;
   /// The element-wise sum over ranks of `send` (size() x perRank values), of which rank r
   /// receives block r in `recv` (FSDP's gradient reduction). They do not overlap.
   virtual void reduceScatterSum(const float *send, float *recv, size_t perRank,

@@ -83,6 +83,8 @@ struct ShardLayout {
   int64_t ranks, flat, padded;
   int32_t numMembers;
   const ShardMember *members;
+  /// Bytes per element of the unit as gathered: 4 (f32), or 2 (bf16, mixed precision).
+  int32_t gatherBytes;
 };
 
 /// One f32 tensor of the parameter region.

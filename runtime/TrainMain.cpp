@@ -1208,12 +1208,13 @@ int TrainDriver::train() {
 
   if (program_.fsdpRanks) {
     // What this rank holds, from its allocations, against the same tensors unsharded.
+    // Units are gathered in f32, or in bf16 under mixed precision (llamac-plan-fsdp).
     double whole = 0, gathered = 0;
     for (const LogicalTensor &t : tensors_)
       whole += double(t.elements) * 4;
     for (int32_t i = 0; i < program_.numParams; ++i)
-      if (program_.params[i].shard)
-        gathered = std::max(gathered, double(program_.params[i].shard->padded) * 4);
+      if (const ShardLayout *l = program_.params[i].shard)
+        gathered = std::max(gathered, double(l->padded) * l->gatherBytes);
     const double held = double(params_->size());
     note(format("rank %d of %d (FSDP): parameters, gradients and AdamW state take %s here, "
                 "%.3f of the %s unsharded (1/%.2f); the largest gathered unit is %s, and the "

@@ -490,6 +490,13 @@ void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int
     std::memcpy(out + r * outStride, in + r * inStride, sizeof(float) * cols);
 }
 
+void copyRows(const uint16_t *in, int64_t rows, int64_t cols, int64_t inStride,
+              int64_t outStride, uint16_t *out) {
+#pragma omp parallel for if (rows * cols >= 4 * kParallelElements)
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(out + r * outStride, in + r * inStride, sizeof(uint16_t) * cols);
+}
+
 //===----------------------------------------------------------------------------------===//
 // Elementwise
 //===----------------------------------------------------------------------------------===//

@@ -78,6 +78,9 @@ void copy(const float *in, int64_t n, float *out);
 /// (llama.concat and llama.slice along any dimension).
 void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int64_t outStride,
               float *out);
+/// The same on bf16 elements (concatenations of bf16 weights under mixed precision).
+void copyRows(const uint16_t *in, int64_t rows, int64_t cols, int64_t inStride,
+              int64_t outStride, uint16_t *out);
 
 //--- elementwise ------------------------------------------------------------------------------
 enum class Binary : int32_t { Add, Sub, Mul, Div, Max, Min };

@@ -155,8 +155,9 @@ __global__ void fillKernel(float *out, int64_t n, float value) {
 
 /// Grid-stride over the rows x cols elements (row = i / cols), so that one long row or many
 /// short ones spread alike.
-__global__ void copyRowsKernel(const float *in, int64_t rows, int64_t cols, int64_t inStride,
-                               int64_t outStride, float *out) {
+template <class T>
+__global__ void copyRowsKernel(const T *in, int64_t rows, int64_t cols, int64_t inStride,
+                               int64_t outStride, T *out) {
   int64_t n = rows * cols;
   for (int64_t i = firstThread(); i < n; i += gridThreads()) {
     int64_t r = i / cols, c = i - r * cols;
@@ -834,6 +835,13 @@ void copy(const float *in, int64_t n, float *out, cudaStream_t stream) {
 
 void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int64_t outStride,
               float *out, cudaStream_t stream) {
+  if (rows > 0 && cols > 0)
+    copyRowsKernel<<<elementBlocks(rows * cols), kThreads, 0, stream>>>(in, rows, cols,
+                                                                        inStride, outStride, out);
+}
+
+void copyRows(const uint16_t *in, int64_t rows, int64_t cols, int64_t inStride,
+              int64_t outStride, uint16_t *out, cudaStream_t stream) {
   if (rows > 0 && cols > 0)
     copyRowsKernel<<<elementBlocks(rows * cols), kThreads, 0, stream>>>(in, rows, cols,
                                                                         inStride, outStride, out);

@@ -50,6 +50,9 @@ void copy(const float *in, int64_t n, float *out, cudaStream_t stream);
 /// out[r * outStride + c] = in[r * inStride + c] for `rows` rows of `cols` elements.
 void copyRows(const float *in, int64_t rows, int64_t cols, int64_t inStride, int64_t outStride,
               float *out, cudaStream_t stream);
+/// The same on bf16 elements (concatenations of bf16 weights under mixed precision).
+void copyRows(const uint16_t *in, int64_t rows, int64_t cols, int64_t inStride,
+              int64_t outStride, uint16_t *out, cudaStream_t stream);
 
 //--- mixed precision (bf16 storage) -----------------------------------------------------------
 /// bf16 values are held as uint16_t, the upper half of an f32's bits, as cpu::cast's. f32 to

@@ -104,10 +104,10 @@ public:
   /// Issues a collective among the `ranks` ranks of grid axis `axis` (the program's count;
   /// the axis' communicator must have as many) on `stream` through NCCL, creating the axis'
   /// NCCL communicator first if need be (Nccl.cpp). `n` is the element count per rank
-  /// (all-reduce: the element count). A failure is recorded for after() to report with the
-  /// launch.
-  void collective(Collective kind, int axis, cudaStream_t stream, const float *in, float *out,
-                  int64_t n, int64_t ranks, const char *what);
+  /// (all-reduce: the element count) of f32, or of bf16 with `bf16` (gathers of mixed-
+  /// precision programs). A failure is recorded for after() to report with the launch.
+  void collective(Collective kind, int axis, cudaStream_t stream, const void *in, void *out,
+                  int64_t n, int64_t ranks, bool bf16, const char *what);
   /// Records a failure for after() to report with the launch (the first one is kept).
   void failed(const std::string &message) {
     if (error_.empty())
@@ -192,15 +192,21 @@ inline ExecState &state(rt::Context &ctx) { return *static_cast<ExecState *>(ctx
 /// messages ("fsdp.layers.0").
 inline void allGather(ExecState &X, int axis, cudaStream_t stream, const float *in, float *out,
                       int64_t n, int64_t ranks, const char *what) {
-  X.collective(ExecState::Collective::AllGather, axis, stream, in, out, n, ranks, what);
+  X.collective(ExecState::Collective::AllGather, axis, stream, in, out, n, ranks, false, what);
+}
+/// The gather of a unit in bf16 (llamac-plan-fsdp under mixed precision).
+inline void allGather(ExecState &X, int axis, cudaStream_t stream, const uint16_t *in,
+                      uint16_t *out, int64_t n, int64_t ranks, const char *what) {
+  X.collective(ExecState::Collective::AllGather, axis, stream, in, out, n, ranks, true, what);
 }
 inline void reduceScatter(ExecState &X, int axis, cudaStream_t stream, const float *in,
                           float *out, int64_t n, int64_t ranks, const char *what) {
-  X.collective(ExecState::Collective::ReduceScatter, axis, stream, in, out, n, ranks, what);
+  X.collective(ExecState::Collective::ReduceScatter, axis, stream, in, out, n, ranks, false,
+               what);
 }
 inline void allReduce(ExecState &X, int axis, cudaStream_t stream, const float *in, float *out,
                       int64_t n, int64_t ranks, const char *what) {
-  X.collective(ExecState::Collective::AllReduce, axis, stream, in, out, n, ranks, what);
+  X.collective(ExecState::Collective::AllReduce, axis, stream, in, out, n, ranks, false, what);
 }
 
 /// Whether this build has NCCL (without it every collective fails).

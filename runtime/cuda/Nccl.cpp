@@ -126,8 +126,8 @@ void ExecState::disconnect() {
   }
 }
 
-void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const float *in,
-                           float *out, int64_t n, int64_t ranks, const char *what) {
+void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const void *in,
+                           void *out, int64_t n, int64_t ranks, bool bf16, const char *what) {
   // "the all-gather of fsdp.layers.0: <why>", to which after() adds the launch.
   std::string context = std::string("the ") + collectiveName(kind) + " of " + what + ": ";
   if (axis < 0 || axis >= kMaxGridAxes) {
@@ -147,15 +147,18 @@ void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const
   }
   ncclResult_t r = ncclSuccess;
   size_t count = size_t(n);
+  // Sums are always of f32 (mixed precision reduces gradients in f32); gathers move bf16
+  // weights as they are.
+  ncclDataType_t type = bf16 ? ncclBfloat16 : ncclFloat32;
   switch (kind) {
   case Collective::AllGather:
-    r = ncclAllGather(in, out, count, ncclFloat32, group.comm, stream);
+    r = ncclAllGather(in, out, count, type, group.comm, stream);
     break;
   case Collective::ReduceScatter:
-    r = ncclReduceScatter(in, out, count, ncclFloat32, ncclSum, group.comm, stream);
+    r = ncclReduceScatter(in, out, count, type, ncclSum, group.comm, stream);
     break;
   case Collective::AllReduce:
-    r = ncclAllReduce(in, out, count, ncclFloat32, ncclSum, group.comm, stream);
+    r = ncclAllReduce(in, out, count, type, ncclSum, group.comm, stream);
     break;
   }
   if (r != ncclSuccess) {
@@ -238,8 +241,8 @@ bool ExecState::connect(int, cudaStream_t, int64_t, std::string *error) {
 
 void ExecState::disconnect() {}
 
-void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const float *,
-                           float *, int64_t, int64_t ranks, const char *what) {
+void ExecState::collective(Collective kind, int axis, cudaStream_t stream, const void *, void *,
+                           int64_t, int64_t ranks, bool, const char *what) {
   std::string why = "the program's grid has no axis " + std::to_string(axis);
   if (axis >= 0 && axis < kMaxGridAxes)
     connect(axis, stream, ranks, &why);

@@ -216,7 +216,8 @@ TEST(NcclRefusal, ProgramShardedOverMoreRanksThanTheRun) {
   ASSERT_NE(comm, nullptr);
   cuda::ExecState X; // not initialised: no device needed
   X.setCommunicator(0, comm.get());
-  cuda::allGather(X, 0, nullptr, nullptr, nullptr, 8, 2, "fsdp.layers.0");
+  const float *none = nullptr;
+  cuda::allGather(X, 0, nullptr, none, nullptr, 8, 2, "fsdp.layers.0");
   std::string error = X.takeError();
   if (cuda::haveNccl())
     EXPECT_NE(error.find("the program has 2 ranks along grid axis 0, this run 1"),

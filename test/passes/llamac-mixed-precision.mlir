@@ -11,8 +11,17 @@
 // RUN: llamac check %S/llamac-autodiff.mlir --pipeline 'llamac-frontend{batch=1 seq=4},inline,llamac-mixed-precision' --batch 1 --seq 4 --precision f32 --tol 2e-2 | FileCheck %s --check-prefix=CLOSE
 // RUN: not llamac check %S/llamac-autodiff.mlir --pipeline 'llamac-frontend{batch=1 seq=4},inline,llamac-mixed-precision' --batch 1 --seq 4 --precision f32 --tol 1e-5 | FileCheck %s --check-prefix=ROUNDED
 
-// The output head: both operands narrowed, a bf16 product, the result widened for the loss.
+// The embedding table and the norms' gains are read in f32, as autocast leaves them; the
+// concatenated [Wq; Wk; Wv] (a view of the parameters) is narrowed whole.
 // CHECK-LABEL: func.func @loss_grad
+// CHECK: %[[E:.*]] = llama.get_param @tok_embeddings
+// CHECK-NEXT: llama.embedding %[[E]]
+// CHECK-NEXT: %[[G:.*]] = llama.get_param @layers.0.attention_norm
+// CHECK-NEXT: llama.rms_norm %{{.*}}, %[[G]]
+// CHECK: %[[QKV:.*]] = llama.concat %{{.*}}, %{{.*}}, %{{.*}} dim 0 : tensor<8x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
+// CHECK-NEXT: llama.cast %{{.*}} : tensor<1x4x8xf32> to tensor<1x4x8xbf16>
+// CHECK-NEXT: llama.cast %[[QKV]] : tensor<16x8xf32> to tensor<16x8xbf16>
+// The output head: both operands narrowed, a bf16 product, the result widened for the loss.
 // CHECK: %[[WOUT:.*]] = llama.get_param @output
 // CHECK-NEXT: %[[XB:.*]] = llama.cast %{{.*}} : tensor<1x4x8xf32> to tensor<1x4x8xbf16>
 // CHECK-NEXT: %[[WB:.*]] = llama.cast %[[WOUT]] : tensor<16x8xf32> to tensor<16x8xbf16>

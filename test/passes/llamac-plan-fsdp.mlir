@@ -2,6 +2,9 @@
 // gathers and reduce-scatters, the sharded update, the report; and its errors.
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2 report=1" 2> %t.report | FileCheck %s
 // RUN: FileCheck %s --check-prefix=REPORT < %t.report
+// The whole training pipeline under mixed precision: concatenated weights back to back, and
+// units gathered in bf16:
+// RUN: llamac-opt %models/tiny.mlir --llamac-training="batch=2 seq=8 fsdp=2 precision=bf16" | FileCheck %s --check-prefix=BF16
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=3 reshard-after-forward=false" | FileCheck %s --check-prefix=KEEP
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2" | FileCheck %s --check-prefix=PF1
 // RUN: llamac-opt %models/tiny.mlir --llamac-frontend="batch=2 seq=8" --inline --llamac-autodiff --llamac-train-step --llamac-plan-fsdp="ranks=2 prefetch=0" | FileCheck %s --check-prefix=PF0
@@ -94,8 +97,33 @@
 // keeps two layers' gathered weights in the forward's arena at once.
 // (Each weight is a view of its unit's gathered buffer, which therefore lives until the
 // weight's last use.)
-// MEM0: memory plan @forward: 40 buffers, 1076992 bytes without reuse, arena 306432 bytes
-// MEM1: memory plan @forward: 40 buffers, 1076992 bytes without reuse, arena 490752 bytes
+// Under mixed precision the layers' matrices and the output head are read only as bf16
+// (llamac-mixed-precision), so their units are gathered in bf16, half the bytes: the f32
+// shard narrowed, then gathered. [W1; W3] are placed back to back (the fused feed-forward
+// concatenates them), and the concatenations read the bf16 gathered views with no cast in
+// between. The embedding table and the norms' gains are read in f32, and so gathered.
+// Gradients stay f32 (reduce-scattered in f32).
+// BF16: llama.param @fsdp.layers.0 : tensor<23040xf32> {{.*}}members = ["layers.0.attention.wq", "layers.0.attention.wk", "layers.0.attention.wv", "layers.0.attention.wo", "layers.0.feed_forward.w1", "layers.0.feed_forward.w3", "layers.0.feed_forward.w2"]
+// BF16-LABEL: func.func @train_grad
+// BF16: %[[N:.*]] = llama.get_param @fsdp.norms : tensor<160xf32>
+// BF16-NEXT: shard.all_gather %[[N]] on @fsdp grid_axes = [0] gather_axis = 0 : tensor<160xf32> -> tensor<320xf32>
+// BF16: %[[S:.*]] = llama.get_param @fsdp.layers.0 : tensor<23040xf32>
+// BF16-NEXT: %[[SB:.*]] = llama.cast %[[S]] : tensor<23040xf32> to tensor<23040xbf16>
+// BF16-NEXT: shard.all_gather %[[SB]] on @fsdp grid_axes = [0] gather_axis = 0 : tensor<23040xbf16> -> tensor<46080xbf16>
+// BF16: %[[QKV:.*]] = llama.concat %{{.*}}, %{{.*}}, %{{.*}} dim 0 : tensor<64x64xbf16>, tensor<32x64xbf16>, tensor<32x64xbf16>
+// BF16-NEXT: %[[X:.*]] = llama.cast %{{.*}} : tensor<2x8x64xf32> to tensor<2x8x64xbf16>
+// BF16-NEXT: llama.linear %[[X]], %[[QKV]] : tensor<2x8x64xbf16>, tensor<128x64xbf16>
+// BF16: llama.concat %{{.*}}, %{{.*}} dim 0 : tensor<176x64xbf16>, tensor<176x64xbf16>
+// BF16: %[[O:.*]] = llama.get_param @fsdp.output : tensor<16384xf32>
+// BF16-NEXT: %[[OB:.*]] = llama.cast %[[O]] : tensor<16384xf32> to tensor<16384xbf16>
+// BF16-NEXT: shard.all_gather %[[OB]] {{.*}} : tensor<16384xbf16> -> tensor<32768xbf16>
+// BF16: shard.reduce_scatter %{{.*}} : tensor<46080xf32> -> tensor<23040xf32>
+// BF16-NOT: shard.all_gather {{.*}} : tensor<23040xf32>
+
+// The concatenations [Wq; Wk; Wv] and [W1; W3] are views of the gathered unit too: their
+// members lie back to back in it (collectUnits), so no layer copies its weights.
+// MEM0: memory plan @forward: 36 buffers, 831232 bytes without reuse, arena 223488 bytes
+// MEM1: memory plan @forward: 36 buffers, 831232 bytes without reuse, arena 407808 bytes
 
 // Hybrid sharding, 4 ranks as 2 replicas of 2: a 2-D grid; units sharded along axis 1 over
 // the 2 ranks of a group; each reduced gradient shard summed over the replicas (axis 0); the
