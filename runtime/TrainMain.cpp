@@ -990,7 +990,6 @@ bool TrainDriver::saveCheckpointAt(int64_t step, std::string *error) {
   return true;
 }
 
-/// The mean of `loss` over the validation batches.
 void TrainDriver::testFault(int64_t step) const {
   static const char *spec = std::getenv("LLAMAC_TEST_FAULT"); // read once
   int rank = -1;
@@ -1004,18 +1003,30 @@ void TrainDriver::testFault(int64_t step) const {
   std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
+/// The mean of `loss` over the validation batches.
 double TrainDriver::validate() {
+  // The batches are shared out over the ranks (batch i to rank i mod P) and their losses
+  // summed over them: each rank computes 1/P of them, not all. Every rank calls @loss the
+  // same number of times, since under FSDP it gathers units with the others: a rank past
+  // the last batch recomputes its previous one and drops the result.
+  const uint64_t V = validation_.size(), P = uint64_t(comm_->size()), r = uint64_t(comm_->rank());
+  if (V == 0)
+    return 0.0;
   std::vector<int32_t> inputs(size_t(program_.batch * program_.seq)), targets(inputs.size());
   double sum = 0;
-  for (uint64_t i = 0; i < validation_.size(); ++i) {
-    validation_.fill(i, inputs.data(), targets.data());
+  for (uint64_t round = 0; round < (V + P - 1) / P; ++round) {
+    uint64_t i = round * P + r;
+    bool mine = i < V;
+    validation_.fill(mine ? i : std::min(r, V - 1), inputs.data(), targets.data());
     float loss = 0;
     void *in[] = {inputs.data(), targets.data()};
     void *out[] = {&loss};
     loss_->fn(ctx_, in, out);
-    sum += loss;
+    if (mine)
+      sum += loss;
   }
-  return validation_.size() ? sum / double(validation_.size()) : 0.0;
+  comm_->allReduceSum(&sum, 1, "the validation loss");
+  return sum / double(V);
 }
 
 int TrainDriver::runFunction() {
