@@ -12,6 +12,7 @@
 #include "dialects/llama/LlamaOps.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
@@ -219,6 +220,32 @@ FailureOr<MemoryPlan> llamac::planFunction(func::FuncOp fn,
       int64_t &end = plan.buffers[buffer].end;
       end = std::max(end, position[inBlock]);
     }
+  }
+  // A collective runs on the communication stream, beside the compute that follows it in
+  // the block; the compute stream waits for it only where its result is first read. What
+  // it reads must stay untouched until then, or the next buffer placed there would make
+  // that compute wait for the collective (llamac-plan-fsdp's prefetch would not overlap).
+  for (Operation &op : block) {
+    if (!isa<shard::AllGatherOp, shard::ReduceScatterOp, shard::AllReduceOp>(op))
+      continue;
+    int64_t firstRead = index - 1;
+    SmallVector<Value> values = {op.getResult(0)};
+    while (!values.empty()) {
+      Value v = values.pop_back_val();
+      for (Operation *user : v.getUsers()) {
+        Operation *inBlock = block.findAncestorOpInBlock(*user);
+        if (!inBlock)
+          continue;
+        if (isView(inBlock))
+          values.append(inBlock->result_begin(), inBlock->result_end());
+        else
+          firstRead = std::min(firstRead, position[inBlock]);
+      }
+    }
+    for (Value operand : op.getOperands())
+      if (auto buffer = bufferOf.find(operand); buffer != bufferOf.end())
+        plan.buffers[buffer->second].end =
+            std::max(plan.buffers[buffer->second].end, firstRead);
   }
   // The results belong to the caller once the function returns: keep them to the end even
   // where the terminator is not the last reader (it always is in one block, but the plan

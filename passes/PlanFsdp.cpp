@@ -38,8 +38,8 @@
 //
 // The gradient function @loss_grad (per-weight gradients by name) is removed: @train_grad is
 // its sharded form, and its loss is summed over the ranks' micro-batches (shard.all_reduce),
-// so that every rank returns the global figure. (@loss, for validation, stays per rank: every
-// rank validates on the same batches.) `report` prints the per-rank memory of parameters,
+// so that every rank returns the global figure. (@loss, for validation, stays per rank: the
+// driver shares the batches out and sums the losses.) `report` prints the per-rank memory of parameters,
 // gradients and optimizer state against the unsharded program's, and the largest gathered
 // unit.
 //

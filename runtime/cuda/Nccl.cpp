@@ -14,6 +14,9 @@
 #include "runtime/cuda/CudaRuntime.h"
 
 #if LLAMAC_HAVE_NCCL
+// cuda_bf16.h first: older NCCL headers declare ncclBfloat16 only when the CUDA bf16 type
+// is known.
+#include <cuda_bf16.h>
 #include <nccl.h>
 #endif
 

@@ -38,11 +38,14 @@
 // @concat_views: a concatenation of windows lying back to back in one buffer (elements
 // [0, 16) and [16, 32) of %u) is a view of it, like the slices and reshapes it is made of:
 // no buffer, and %u lives until the view's reader. Windows with a gap between them ([0, 16)
-// and [48, 64)) are copied into a buffer of their own.
+// and [48, 64)), or out of order ([16, 32) then [0, 16)), are copied into a buffer of their
+// own, and so are windows of a function argument (its storage is the caller's).
 // CHECK-LABEL: func.func @concat_views
 // CHECK-NEXT: %[[U:.*]] = llama.exp %arg0 {llama.offsets = [0]}
 // CHECK: %[[AB:.*]] = llama.concat %{{.*}}, %{{.*}} dim 0 : tensor<2x8xf32>, tensor<2x8xf32>{{$}}
 // CHECK-NEXT: llama.concat %{{.*}}, %{{.*}} dim 0 {llama.offsets = [{{[0-9]+}}]}
+// CHECK-NEXT: llama.concat %{{.*}}, %{{.*}} dim 0 {llama.offsets = [{{[0-9]+}}]}
+// CHECK: llama.concat %{{.*}}, %{{.*}} dim 0 {llama.offsets = [{{[0-9]+}}]}
 // CHECK-NEXT: llama.neg %[[AB]] {llama.offsets = [{{[0-9]+}}]}
 
 // CHECK-LABEL: func.func @mixed
@@ -60,7 +63,7 @@
 
 // REPORT: memory plan @plan: 5 buffers, 2560 bytes without reuse, arena 2048 bytes, reuse 1.25x
 // REPORT-NEXT: memory plan @pair: 2 buffers, 24 bytes without reuse, arena 76 bytes, reuse 0.32x
-// REPORT-NEXT: memory plan @concat_views: 3 buffers, 512 bytes without reuse, arena 512 bytes, reuse 1.00x
+// REPORT-NEXT: memory plan @concat_views: 7 buffers, 1024 bytes without reuse, arena 768 bytes, reuse 1.33x
 // REPORT-NEXT: memory plan @mixed: 6 buffers, 1548 bytes without reuse, arena 1036 bytes, reuse 1.49x
 
 llama.model @m config <dim = 16, n_layers = 1, n_heads = 2, n_kv_heads = 1, ffn_dim = 16,
@@ -87,7 +90,7 @@ llama.model @m config <dim = 16, n_layers = 1, n_heads = 2, n_kv_heads = 1, ffn_
     return %f, %n : tensor<3xf32>, i64
   }
 
-  func.func @concat_views(%x: tensor<64xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  func.func @concat_views(%x: tensor<64xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<32xf32>) {
     %u = llama.exp %x : tensor<64xf32>
     %a = llama.slice %u dim 0 [0, 16] : tensor<64xf32>
     %a2 = llama.split_dim %a dim 0 into [2, 8] : tensor<16xf32>
@@ -97,8 +100,14 @@ llama.model @m config <dim = 16, n_layers = 1, n_heads = 2, n_kv_heads = 1, ffn_
     %c2 = llama.split_dim %c dim 0 into [2, 8] : tensor<16xf32>
     %ab = llama.concat %a2, %b2 dim 0 : tensor<2x8xf32>, tensor<2x8xf32>
     %ac = llama.concat %a2, %c2 dim 0 : tensor<2x8xf32>, tensor<2x8xf32>
+    %ba = llama.concat %b2, %a2 dim 0 : tensor<2x8xf32>, tensor<2x8xf32>
+    %xa = llama.slice %x dim 0 [0, 16] : tensor<64xf32>
+    %xb = llama.slice %x dim 0 [16, 16] : tensor<64xf32>
+    %xab = llama.concat %xa, %xb dim 0 : tensor<16xf32>, tensor<16xf32>
     %y = llama.neg %ab : tensor<4x8xf32>
-    return %y, %ac : tensor<4x8xf32>, tensor<4x8xf32>
+    %z = llama.add %ac, %ba : tensor<4x8xf32>
+    %w = llama.exp %xab : tensor<32xf32>
+    return %y, %z, %w : tensor<4x8xf32>, tensor<4x8xf32>, tensor<32xf32>
   }
 
   func.func @mixed(%x: tensor<3xf32>, %y: tensor<4x16xf32>) -> (tensor<3xf32>, tensor<4x32xf32>) {
