@@ -105,10 +105,11 @@ static cl::opt<std::string> cudaArch("cuda-arch",
                                      cl::cat(driver::optionCategory()));
 static cl::opt<std::string> precision(
     "precision",
-    cl::desc("Matrix products: bf16 (mixed precision: bf16 operands and results, f32 "
-             "sums, master weights, optimizer state, norms and losses; the default for "
-             "--target cuda), tf32 (--target cuda: TF32 tensor cores on f32 storage) or f32 "
-             "(the default for --target cpu)"),
+    cl::desc("Matrix products: bf16 (the default for --target cuda; training in mixed "
+             "precision: bf16 operands and results, f32 sums, master weights, optimizer "
+             "state, norms and losses; inference: bf16 products on f32 storage, CUDA only), "
+             "tf32 (--target cuda: TF32 tensor cores on f32 storage) or f32 (the default "
+             "for --target cpu)"),
     cl::init("bf16"), cl::sub(driver::compileCommand()), cl::cat(driver::optionCategory()));
 static cl::opt<int64_t> fsdp("fsdp",
                              cl::desc("Shard weights, gradients and optimizer state over this "
@@ -278,10 +279,13 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
     bool first = true;
     for (const Variant &v : variants) {
       OwningOpRef<ModuleOp> lowered = lowerCopy(module, [&](OpPassManager &pm) {
+        // Inference keeps f32 weights and activations (mixed precision is for training):
+        // decoding reads every weight once per token, and narrowing a copy of it first would
+        // double that until weights are stored in bf16 at load. --precision picks the
+        // products: cuBLASLt rounds f32 operands to bf16 as it loads them.
         InferencePipelineOptions o;
         o.batch = 1;
         o.seq = v.seq;
-        o.precision = s.precision == "bf16" ? "bf16" : "f32";
         buildInferencePipeline(pm, o);
       });
       if (!lowered)
@@ -624,6 +628,10 @@ int llamac::driver::runCompile() {
     return error("--mode infer generates batch-1 programs; drop --batch");
   if (std::string why =
           targetOptionsError(target, weights, precision, precision.getNumOccurrences() > 0);
+      !why.empty())
+    return error(why);
+  if (std::string why = precisionModeError(target, mode, precision,
+                                           precision.getNumOccurrences() > 0);
       !why.empty())
     return error(why);
   if (weights == "int8" && mode != "infer")

@@ -138,8 +138,14 @@ std::string targetOptionsError(llvm::StringRef target, llvm::StringRef weights,
     return "--precision must be bf16, tf32 or f32, not '" + precision.str() + "'";
   if (target == "cpu" && precisionGiven && precision == "tf32")
     return "--precision tf32 is for --target cuda; the CPU has f32 and bf16 (mixed precision)";
-  if (weights == "int8" && effectivePrecision(target, precision, precisionGiven) == "bf16")
-    return "--weights int8 takes f32 activations; use --precision f32 with it";
+  return "";
+}
+
+std::string precisionModeError(llvm::StringRef target, llvm::StringRef mode,
+                               llvm::StringRef precision, bool precisionGiven) {
+  if (target == "cpu" && mode == "infer" && precisionGiven && precision == "bf16")
+    return "--precision bf16 with --mode infer is for --target cuda: inference programs keep "
+           "f32 weights and activations, and the CPU computes their products in f32";
   return "";
 }
 

@@ -95,6 +95,10 @@ struct BuildSettings {
 /// checks compile and tune share), or empty. `precisionGiven`: set on the command line.
 std::string targetOptionsError(llvm::StringRef target, llvm::StringRef weights,
                                llvm::StringRef precision, bool precisionGiven);
+/// The message for a --precision that `mode` cannot use on `target`, or empty: inference
+/// programs keep f32 storage, so bf16 changes only CUDA's products there.
+std::string precisionModeError(llvm::StringRef target, llvm::StringRef mode,
+                               llvm::StringRef precision, bool precisionGiven);
 /// --precision as given, or the target's default when it was not: bf16 for cuda (mixed
 /// precision), f32 for cpu.
 std::string effectivePrecision(llvm::StringRef target, llvm::StringRef precision,

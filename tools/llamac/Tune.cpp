@@ -748,6 +748,10 @@ int llamac::driver::runTune() {
           targetOptionsError(target, weights, precision, precision.getNumOccurrences() > 0);
       !why.empty())
     return error(why);
+  if (std::string why =
+          precisionModeError(target, mode, precision, precision.getNumOccurrences() > 0);
+      !why.empty())
+    return error(why);
   if (cache != "cold" && cache != "warm")
     return error("--cache must be cold or warm, not '" + cache + "'");
   if (repeats < 1 || threads < 0 || args.batch <= 0 || args.seq < 0)
