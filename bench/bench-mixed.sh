@@ -31,11 +31,6 @@ done
 
 common=(--data "$work/kjv.txt" --tokenizer "$work/kjv8k.model" --steps "$steps" --lr 1e-3
         --valid-every 0 --progress never --threads 2)
-# The rate of the run's summary line ("... in 0:07: 1.51k tokens/s, ..."), in tokens/s.
-rate() {
-  sed -n 's/.*: \([0-9.]*\)\([kM]*\) tokens\/s, .*/\1 \2/p' "$1" | tail -1 |
-    awk '{ print $1 * ($2 == "k" ? 1e3 : $2 == "M" ? 1e6 : 1) }'
-}
 
 declare -A best=([f32]=0 [bf16]=0)
 for round in $(seq "$rounds"); do

@@ -158,22 +158,7 @@ LogicalResult llamac::kir::lowerParams(ModelOp model, Program &program, bool qua
   // Parameters concatenated along their first dimension ([Wq; Wk; Wv], [W1; W3]) are laid
   // out one after another in concatenation order, so that the concatenation is a view of
   // the parameter region instead of a copy at every step.
-  llvm::StringMap<SmallVector<StringRef>> groupOf;
-  model.walk([&](ConcatOp c) {
-    if (c.getDim() != 0)
-      return;
-    SmallVector<StringRef> names;
-    for (Value in : c.getInputs()) {
-      auto g = in.getDefiningOp<GetParamOp>();
-      if (!g)
-        return;
-      names.push_back(g.getName());
-    }
-    if (llvm::any_of(names, [&](StringRef n) { return groupOf.count(n); }))
-      return;
-    for (StringRef n : names)
-      groupOf[n] = names;
-  });
+  llvm::StringMap<SmallVector<StringRef>> groupOf = concatenatedParams(model);
   // With `quantize`, the weights that only ever feed llama.linear as its weight (directly or
   // through such a concatenation) are stored as int8 rows with per-row scales.
   llvm::StringSet<> notLinearOnly;

@@ -89,6 +89,26 @@ Window windowOf(Value v) {
 
 } // namespace
 
+llvm::StringMap<SmallVector<StringRef>> llamac::concatenatedParams(ModelOp model) {
+  llvm::StringMap<SmallVector<StringRef>> groupOf;
+  model.walk([&](ConcatOp c) {
+    if (c.getDim() != 0)
+      return;
+    SmallVector<StringRef> names;
+    for (Value in : c.getInputs()) {
+      auto g = in.getDefiningOp<GetParamOp>();
+      if (!g)
+        return;
+      names.push_back(g.getName());
+    }
+    if (llvm::any_of(names, [&](StringRef n) { return groupOf.count(n); }))
+      return;
+    for (StringRef n : names)
+      groupOf[n] = names;
+  });
+  return groupOf;
+}
+
 bool llamac::isView(Operation *op) {
   // Reshapes: row-major data does not move when dimensions are split or merged.
   if (isa<SplitDimOp, MergeDimsOp>(op))

@@ -12,11 +12,16 @@
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringMap.h"
 
 #include <cstdint>
 #include <string>
 
 namespace llamac {
+
+namespace llama {
+class ModelOp;
+} // namespace llama
 
 /// Every offset in the arena is a multiple of this (a cache line; also enough for any
 /// vector load the emitters generate).
@@ -48,6 +53,13 @@ struct MemoryPlan {
 /// up to whole bytes); -1 for a type that is not a statically shaped tensor of ints or
 /// floats.
 int64_t storageBytes(mlir::Type type);
+
+/// The parameters a function of `model` concatenates along their first dimension
+/// ([Wq; Wk; Wv], [W1; W3]), each name mapped to its group in concatenation order (the
+/// first concatenation naming a parameter decides). Storage places each group back to back,
+/// so that the concatenation is a view: the parameter region (kir::lowerParams) and FSDP's
+/// units (llamac-plan-fsdp).
+llvm::StringMap<llvm::SmallVector<llvm::StringRef>> concatenatedParams(llama::ModelOp model);
 
 /// Whether `op` is a view of its first operand: the reshapes (llama.split_dim,
 /// llama.merge_dims), and a llama.slice that keeps a contiguous range of rows (along the

@@ -45,6 +45,7 @@
 //
 //===----------------------------------------------------------------------------------===//
 #include "dialects/llama/LlamaOps.h"
+#include "passes/MemoryPlan.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -114,22 +115,7 @@ RankedTensorType flatType(int64_t n, MLIRContext *ctx, bool bf16 = false) {
 /// views is a view too (isView), not a copy.
 LogicalResult collectUnits(ModelOp model, std::vector<Unit> &units,
                            llvm::StringMap<std::pair<size_t, size_t>> &memberOf) {
-  llvm::StringMap<SmallVector<StringRef>> groupOf;
-  model.walk([&](ConcatOp c) {
-    if (c.getDim() != 0)
-      return;
-    SmallVector<StringRef> names;
-    for (Value in : c.getInputs()) {
-      auto g = in.getDefiningOp<GetParamOp>();
-      if (!g)
-        return;
-      names.push_back(g.getName());
-    }
-    if (llvm::any_of(names, [&](StringRef n) { return groupOf.count(n); }))
-      return;
-    for (StringRef n : names)
-      groupOf[n] = names;
-  });
+  llvm::StringMap<SmallVector<StringRef>> groupOf = concatenatedParams(model);
   llvm::StringMap<size_t> unitIndex;
   for (ParamOp p : model.getOps<ParamOp>()) {
     if (p.getState())
