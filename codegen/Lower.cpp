@@ -2,7 +2,8 @@
 //
 // Storage first, then launches. Storage decisions, in order of preference:
 //   * views: llama.get_param is the parameter's slot, llama.split_dim / merge_dims and a
-//     slice of contiguous rows alias their input (isView, passes/MemoryPlan.h), function
+//     slice of contiguous rows alias their input, and so does a concatenation of windows
+//     lying back to back in one buffer (isView, passes/MemoryPlan.h); function
 //     arguments are the caller's input buffers;
 //   * stored elsewhere: a value whose only use is `llama.set_param @p` is written straight
 //     into @p when nothing reads the old @p after the value is computed (the accumulation

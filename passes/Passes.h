@@ -34,18 +34,6 @@ struct FrontendPipelineOptions : public mlir::PassPipelineOptions<FrontendPipeli
 /// Adds llama-expand-layers and llama-specialize (then CSE) to `pm`.
 void buildFrontendPipeline(mlir::OpPassManager &pm, const FrontendPipelineOptions &options);
 
-/// Options of the inference pipeline: the front end's, and the precision of the products.
-struct InferencePipelineOptions : public mlir::PassPipelineOptions<InferencePipelineOptions> {
-  Option<int64_t> batch{*this, "batch", llvm::cl::desc("Batch size"), llvm::cl::init(1)};
-  Option<int64_t> seq{*this, "seq",
-                      llvm::cl::desc("Sequence length (0: the model's max_seq_len)"),
-                      llvm::cl::init(0)};
-  Option<std::string> precision{*this, "precision",
-                                llvm::cl::desc("Matrix products: f32, or bf16 operands and "
-                                               "results (llamac-mixed-precision)"),
-                                llvm::cl::init("f32")};
-};
-
 /// Options of the training pipeline: the front end, then the derived training step.
 struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipelineOptions> {
   Option<int64_t> batch{*this, "batch", llvm::cl::desc("Micro-batch size"), llvm::cl::init(1)};
@@ -98,7 +86,7 @@ struct TrainingPipelineOptions : public mlir::PassPipelineOptions<TrainingPipeli
 /// llamac-train-step, the AdamW and pointwise fusions, CSE.
 /// The front end, then the forward-pass fusions (SwiGLU, QKV+RoPE, add+RMSNorm, flash
 /// attention): what `llamac compile --mode infer` lowers.
-void buildInferencePipeline(mlir::OpPassManager &pm, const InferencePipelineOptions &options);
+void buildInferencePipeline(mlir::OpPassManager &pm, const FrontendPipelineOptions &options);
 void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);
 
 /// Registers every llamac pass and the named pipelines (`llamac-frontend`).

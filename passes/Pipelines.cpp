@@ -23,17 +23,13 @@ static void addMixedPrecision(OpPassManager &pm, StringRef precision) {
   pm.addPass(createLlamaMixedPrecision(options));
 }
 
-void llamac::buildInferencePipeline(OpPassManager &pm, const InferencePipelineOptions &options) {
-  FrontendPipelineOptions frontend;
-  frontend.batch = options.batch;
-  frontend.seq = options.seq;
-  buildFrontendPipeline(pm, frontend);
+void llamac::buildInferencePipeline(OpPassManager &pm, const FrontendPipelineOptions &options) {
+  buildFrontendPipeline(pm, options);
   pm.addPass(createInlinerPass());
   pm.addPass(createLlamaFuseSwiGLU());
   pm.addPass(createLlamaFuseQKVRoPE());
   pm.addPass(createLlamaFuseAddRMSNorm());
   pm.addPass(createLlamaFuseAttention());
-  addMixedPrecision(pm, options.precision);
   pm.addPass(createCSEPass());
 }
 
@@ -85,7 +81,7 @@ void llamac::registerLlamacPassesAndPipelines() {
       "Expand the layers and specialise batch and sequence: the tensor-level IR that "
       "autodiff, fusion and the interpreter work on",
       buildFrontendPipeline);
-  PassPipelineRegistration<InferencePipelineOptions>(
+  PassPipelineRegistration<FrontendPipelineOptions>(
       "llamac-inference",
       "The front end, then the forward-pass fusions: what `llamac compile --mode infer` "
       "lowers to kernels",

@@ -283,7 +283,7 @@ bool llamac::driver::buildKernelProgram(ModuleOp module, StringRef name,
         // decoding reads every weight once per token, and narrowing a copy of it first would
         // double that until weights are stored in bf16 at load. --precision picks the
         // products: cuBLASLt rounds f32 operands to bf16 as it loads them.
-        InferencePipelineOptions o;
+        FrontendPipelineOptions o;
         o.batch = 1;
         o.seq = v.seq;
         buildInferencePipeline(pm, o);

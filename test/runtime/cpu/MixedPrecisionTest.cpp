@@ -7,7 +7,8 @@
 //   - the bf16 GEMMs (BLIS and the own GEMM, each layout, with and without accumulation)
 //     give the bf16 rounding of a sum of the widened operands: each element within half a
 //     bf16 step (2^-8 relative: 8 significant bits) of the double-precision sum, plus f32
-//     summation error.
+//     summation error;
+//   - row copies of bf16 elements (concatenations of bf16 weights) move 2-byte elements.
 //
 //===----------------------------------------------------------------------------------===//
 #include "runtime/Tensor.h"
@@ -153,6 +154,19 @@ TEST(CpuMixedPrecision, GemmsRoundAnF32Sum) {
                                 << (accumulate ? " accumulating" : "") << ", M " << s[0]
                                 << " N " << s[1] << " K " << s[2];
         }
+}
+
+TEST(CpuMixedPrecision, RowCopiesMoveBf16Elements) {
+  // Concatenating bf16 weights that do not lie back to back copies rows of 2-byte elements.
+  std::vector<uint16_t> in(3 * 5), out(3 * 8, 0xffff);
+  for (size_t i = 0; i < in.size(); ++i)
+    in[i] = uint16_t(0x3f80 + i);
+  cpu::copyRows(in.data(), 3, 4, 5, 8, out.data() + 2);
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 8; ++c)
+      EXPECT_EQ(out[size_t(r * 8 + c)],
+                c >= 2 && c < 6 ? in[size_t(r * 5 + c - 2)] : uint16_t(0xffff))
+          << "row " << r << ", column " << c;
 }
 
 TEST(CpuMixedPrecision, GemmResultIsRoundedNotTruncated) {
